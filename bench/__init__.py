@@ -1,0 +1,1 @@
+"""Benchmarks and measurement scripts: `python -m bench.<name>`; results go to docs/."""

@@ -1,0 +1,55 @@
+"""Where data, caches and runs live. Nothing else in the project spells a path.
+
+Each location has an environment override so that tests, CI and a GPU box can point the
+workbench elsewhere without touching code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR_ENV = "BTW_DATA_DIR"
+CACHE_DIR_ENV = "BTW_CACHE_DIR"
+CHECKPOINTS_ENV = "BTW_CHECKPOINTS"
+REAL_DATA_ENV = "BTW_REAL_DATA_DIR"
+
+
+def _from_env(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_root() -> Path:
+    """The project's data folder: user datasets (or links to them) and every cache."""
+    return PROJECT_ROOT / "data"
+
+
+def configured_dataset_dir() -> Path | None:
+    """The dataset named by BTW_DATA_DIR, or None when the variable is unset."""
+    value = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def demo_dataset_dir() -> Path:
+    """Where the synthetic demo dataset is generated on first use."""
+    return cache_root() / "demo-dataset"
+
+
+def cache_root() -> Path:
+    """Root of derived, re-creatable files (indexes, decoded arrays, audits, splits)."""
+    # Hidden, so that discovery never mistakes the cache for a class folder inside data/.
+    return _from_env(CACHE_DIR_ENV, data_root() / ".cache")
+
+
+def checkpoints_root() -> Path:
+    """Root of training runs: one folder per run."""
+    return _from_env(CHECKPOINTS_ENV, PROJECT_ROOT / "checkpoints")
+
+
+def real_dataset_dir() -> Path:
+    """The shared real MRI dataset used by real-data tests and benchmarks."""
+    default = PROJECT_ROOT.parent / "shared" / "datasets" / "brain-tumor-mri"
+    return _from_env(REAL_DATA_ENV, default)

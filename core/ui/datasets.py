@@ -1,0 +1,108 @@
+"""Which dataset the app shows, and its cached index, pixels and audit."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import audit, data
+from core.ui.memo import shared_memo
+from core.ui.progress import progress_bar
+
+DATASET_STATE_KEY = "btw_dataset_dir"
+DATASET_QUERY_KEY = "data"
+
+
+def default_dataset_dir() -> Path:
+    """BTW_DATA_DIR, else data/, else the synthetic demo (generated once per process)."""
+    return shared_memo().get(("default-dataset",), data.resolve_dataset_dir)
+
+
+def selected_dataset_dir() -> Path:
+    """The dataset this browser session looks at (kept in the URL so a refresh keeps it)."""
+    chosen = st.session_state.get(DATASET_STATE_KEY) or st.query_params.get(DATASET_QUERY_KEY)
+    return Path(chosen) if chosen else default_dataset_dir()
+
+
+def choose_dataset_dir(text: str) -> str | None:
+    """Switch to the folder typed by the user; return an error message if it is no dataset."""
+    folder = Path(text.strip()).expanduser()
+    if not text.strip():
+        return "Type the path of a dataset folder."
+    try:
+        data.discover(folder)
+    except (data.DatasetError, OSError) as error:
+        return str(error)
+    st.session_state[DATASET_STATE_KEY] = str(folder.resolve())
+    st.query_params[DATASET_QUERY_KEY] = str(folder.resolve())
+    return None
+
+
+def reset_dataset_choice() -> None:
+    """Go back to the default dataset."""
+    st.session_state.pop(DATASET_STATE_KEY, None)
+    st.query_params.pop(DATASET_QUERY_KEY, None)
+
+
+def _folder_signature(root: Path) -> str:
+    """Changes when files are added to or removed from the dataset's folders (no file stat)."""
+    digest = hashlib.sha1(str(root).encode())
+    folders = [root, *(child for child in root.iterdir() if child.is_dir())]
+    folders += [
+        grandchild for child in folders[1:] for grandchild in child.iterdir() if grandchild.is_dir()
+    ]
+    for folder in sorted(folders):
+        digest.update(f"{folder}|{folder.stat().st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def load_dataset(root: Path) -> data.Dataset:
+    """The indexed dataset, with a progress bar the first time it is indexed."""
+    key = ("dataset", str(root), _folder_signature(root))
+
+    def compute() -> data.Dataset:
+        with progress_bar("Indexing the dataset (once).") as report:
+            return data.open_dataset(root, progress=report)
+
+    return shared_memo().get(key, compute)
+
+
+def current_dataset() -> data.Dataset | None:
+    """The selected dataset, or None after showing why it cannot be opened."""
+    root = selected_dataset_dir()
+    try:
+        return load_dataset(root)
+    except (data.DatasetError, OSError) as error:
+        st.error(f"Cannot open the dataset: {error}")
+        return None
+
+
+def dataset_images(dataset: data.Dataset, size: int) -> np.ndarray:
+    """All images of the dataset at `size` pixels (decoded once, then from the disk cache)."""
+
+    def compute() -> np.ndarray:
+        from core.arrays import load_images
+
+        with progress_bar(f"Decoding images at {size} px (once).") as report:
+            return load_images(dataset, size, progress=report)
+
+    return shared_memo().get(("images", dataset.fingerprint, size), compute)
+
+
+def audit_candidates(dataset: data.Dataset) -> audit.AuditCandidates:
+    """The audit's candidate pairs (computed once per dataset content, with progress)."""
+
+    def compute() -> audit.AuditCandidates:
+        with progress_bar("Auditing the dataset (once).") as report:
+            return audit.load_candidates(dataset, progress=report)
+
+    return shared_memo().get(("audit", dataset.fingerprint), compute)
+
+
+def audit_is_ready(dataset: data.Dataset) -> bool:
+    """Whether the audit is already computed (in memory or on disk)."""
+    in_memory = shared_memo().peek(("audit", dataset.fingerprint)) is not None
+    return in_memory or audit.candidates_are_cached(dataset)

@@ -1,0 +1,35 @@
+"""The sidebar shown on every page: dataset in use and compute device."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.data import Dataset
+from core.device import detect_device
+from core.ui.memo import shared_memo
+
+
+def synthetic_notice(dataset: Dataset) -> None:
+    """A visible warning that the images are synthetic phantoms, not patient data."""
+    st.warning(
+        "This is the built-in **synthetic demo dataset**: computer-drawn phantom slices, "
+        "not medical images. Point the workbench at a real dataset on the Dataset page.",
+        icon=":material/science:",
+    )
+
+
+def render_sidebar(dataset: Dataset | None) -> None:
+    """Dataset (path, classes, images, demo or real) and device, in the sidebar."""
+    with st.sidebar:
+        st.markdown("#### Dataset")
+        if dataset is None:
+            st.caption("No dataset could be opened.")
+        else:
+            badge = "synthetic demo" if dataset.synthetic else "real images"
+            st.markdown(f"**{dataset.root.name}** · {badge}")
+            st.caption(str(dataset.root))
+            st.caption(f"{len(dataset.frame):,} images · {len(dataset.classes)} classes")
+            st.caption(", ".join(dataset.classes))
+        st.markdown("#### Device")
+        device = shared_memo().get(("device",), detect_device)
+        st.caption(device.describe())

@@ -1,0 +1,96 @@
+"""`python -m core dataset|audit` end to end, on the demo, on bad input and on the real dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import paths
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh process with the test session's cache folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "core", *arguments],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, paths.CACHE_DIR_ENV: os.environ[paths.CACHE_DIR_ENV]},
+    )
+
+
+def test_dataset_json_on_the_demo(demo_dataset_dir: Path) -> None:
+    result = run_cli("dataset", str(demo_dataset_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["layout"] == "kaggle"
+    assert summary["synthetic"] is True
+    assert summary["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert summary["counts"]["train"]["glioma"] == 60
+    assert summary["counts"]["test"]["pituitary"] == 15
+    assert any(item["path"] == "SYNTHETIC_DEMO.json" for item in summary["skipped"])
+
+
+def test_audit_json_on_the_demo_finds_the_planted_leaks(demo_dataset_dir: Path) -> None:
+    result = run_cli("audit", str(demo_dataset_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    marker = json.loads((demo_dataset_dir / "SYNTHETIC_DEMO.json").read_text())
+    planted = marker["planted"]
+    assert summary["exact_cross_split"] == len(planted["exact_cross_split"])
+    assert summary["near_cross_split"] == len(planted["near_cross_split"])
+    assert summary["conflicting_labels"] == len(planted["conflicting_labels"])
+    assert summary["leak_free_test"] == summary["test_images"] - 6
+    assert Path(summary["leak_free_manifest"]).is_file()
+
+
+@pytest.mark.parametrize("command", ["dataset", "audit"])
+def test_bad_folders_exit_non_zero_with_one_line(tmp_path: Path, command: str) -> None:
+    (tmp_path / "only_class").mkdir()
+    (tmp_path / "only_class" / "x.png").write_bytes(b"not really a png")
+    for folder in (tmp_path / "missing", tmp_path, tmp_path / "only_class"):
+        result = run_cli(command, str(folder), "--json")
+        assert result.returncode == 2
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.real_data
+def test_dataset_json_on_the_real_dataset(real_dataset_dir: Path) -> None:
+    result = run_cli("dataset", str(real_dataset_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["synthetic"] is False
+    assert summary["counts"] == {
+        "train": {"glioma": 1321, "meningioma": 1339, "notumor": 1591, "pituitary": 1457},
+        "test": {"glioma": 300, "meningioma": 306, "notumor": 405, "pituitary": 300},
+    }
+    assert [item["path"] for item in summary["skipped"]] == ["README.md"]
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_audit_json_on_the_real_dataset(real_dataset_dir: Path) -> None:
+    result = run_cli("audit", str(real_dataset_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["test_images"] == 1311
+    total = summary["exact_cross_split"] + summary["near_cross_split"] + summary["leak_free_test"]
+    assert total == 1311
+    # Measured 2026-11-27: 216 exact, 270 near, 825 leak-free at threshold 0.05.
+    assert 150 <= summary["exact_cross_split"] <= 300
+    assert 150 <= summary["near_cross_split"] <= 400
+    assert 700 <= summary["leak_free_test"] <= 950
+    assert summary["threshold"] == 0.05
+    assert "Pearson" in summary["method"]
+    assert isinstance(summary["conflicting_labels"], int)

@@ -1,0 +1,88 @@
+"""Home and the Dataset page under Streamlit's AppTest, on the synthetic demo dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import paths
+from core.ui.memo import shared_memo
+from tests.test_data import make_kaggle
+
+TIMEOUT = 120
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app(demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(demo_dataset_dir))
+    shared_memo.clear()
+    return AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT)
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(str(element.value) for element in at.markdown)
+
+
+def test_home_shows_the_demo_dataset_as_synthetic(app: AppTest) -> None:
+    app.run()
+    assert not app.exception
+    assert any("synthetic demo dataset" in warning.value for warning in app.warning)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Images"] == "300"
+    assert metrics["Classes"] == "4"
+    assert "synthetic demo" in markdown_text(app)  # the sidebar badge
+
+
+def test_dataset_page_overview_gallery_and_statistics(app: AppTest) -> None:
+    app.run()
+    app.switch_page("pages/dataset.py").run()
+    assert not app.exception
+    counts = app.dataframe[0].value
+    assert counts.loc["glioma", "train"] == 60 and counts.loc["total", "test"] == 60
+    assert any("balanced" in info.value for info in app.info)
+    open_buttons = [button for button in app.button if button.label == "Open"]
+    assert len(open_buttons) == 24
+    app.selectbox(key="gallery_class").select("pituitary").run()
+    assert not app.exception
+    assert all(image_caption == "pituitary" for image_caption in _image_captions(app))
+
+
+def _image_captions(app: AppTest) -> list[str]:
+    return [element.proto.imgs[0].caption for element in app.get("imgs")]
+
+
+def test_audit_finds_the_planted_leaks_and_reacts_to_the_threshold(
+    app: AppTest, demo_dataset_dir: Path
+) -> None:
+    planted = json.loads((demo_dataset_dir / "SYNTHETIC_DEMO.json").read_text())["planted"]
+    app.run()
+    app.switch_page("pages/dataset.py").run()
+    if any(button.key == "run_audit" for button in app.button):
+        app.button(key="run_audit").click().run()
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Exact copy in training"] == str(len(planted["exact_cross_split"]))
+    assert metrics["Near copy in training"] == str(len(planted["near_cross_split"]))
+    assert metrics["Conflicting-label pairs"] == str(len(planted["conflicting_labels"]))
+    app.slider(key="audit_threshold").set_value(0.0).run()
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Near copy in training"] == "0"
+    assert not app.exception
+
+
+def test_typing_a_folder_validates_it(app: AppTest, tmp_path: Path) -> None:
+    app.run()
+    app.switch_page("pages/dataset.py").run()
+    app.text_input(key="dataset_path").input(str(tmp_path / "nowhere"))
+    app.button(key="use_dataset").click().run()
+    assert any("no such folder" in error.value for error in app.error)
+    other = make_kaggle(tmp_path / "other", per_class=3, classes=("cats", "dogs"))
+    app.text_input(key="dataset_path").input(str(other))
+    app.button(key="use_dataset").click().run()
+    assert not app.exception
+    assert app.dataframe[0].value.loc["cats", "train"] == 3
+    assert not any("synthetic demo dataset" in warning.value for warning in app.warning)
