@@ -26,8 +26,10 @@ setup: $(VENV)/.runtime-installed
 
 setup-dev: $(VENV)/.dev-installed
 
+# `make run DATA=path/to/dataset` opens that dataset instead of the default one.
 run: setup
-	$(BIN)/python -m streamlit run Home.py --server.headless=true --server.port=$(PORT)
+	$(BIN)/python -m streamlit run Home.py --server.headless=true --server.port=$(PORT) \
+		$(if $(DATA),-- --data "$(DATA)")
 
 test: setup-dev
 	$(BIN)/python -m pytest

@@ -86,3 +86,35 @@ def test_typing_a_folder_validates_it(app: AppTest, tmp_path: Path) -> None:
     assert not app.exception
     assert app.dataframe[0].value.loc["cats", "train"] == 3
     assert not any("synthetic demo dataset" in warning.value for warning in app.warning)
+
+
+def test_open_shows_one_image_at_full_size(app: AppTest) -> None:
+    app.run()
+    app.switch_page("pages/dataset.py").run()
+    first_open = next(button for button in app.button if button.label == "Open")
+    first_open.click().run()
+    assert not app.exception
+    captions = [str(element.value) for element in app.caption]
+    assert any("px" in caption and "split" in caption for caption in captions)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_real_dataset_home_and_audit(
+    real_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(real_dataset_dir))
+    shared_memo.clear()
+    app = AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT).run()
+    assert not app.exception
+    assert {metric.label: metric.value for metric in app.metric}["Images"] == "7,019"
+    assert not any("synthetic demo dataset" in warning.value for warning in app.warning)
+    app.switch_page("pages/dataset.py").run()
+    if any(button.key == "run_audit" for button in app.button):
+        app.button(key="run_audit").click().run()
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Test images"] == "1311"
+    leaked = int(metrics["Exact copy in training"]) + int(metrics["Near copy in training"])
+    assert leaked + int(metrics["Leak-free test images"]) == 1311
+    assert int(metrics["Exact copy in training"]) > 150

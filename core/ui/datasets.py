@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,20 @@ DATASET_STATE_KEY = "btw_dataset_dir"
 DATASET_QUERY_KEY = "data"
 
 
+def _data_argument() -> str | None:
+    """`--data DIR` given after `--` to `streamlit run Home.py -- --data DIR`."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--data")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return known.data
+
+
 def default_dataset_dir() -> Path:
-    """BTW_DATA_DIR, else data/, else the synthetic demo (generated once per process)."""
-    return shared_memo().get(("default-dataset",), data.resolve_dataset_dir)
+    """--data, else BTW_DATA_DIR, else data/, else the synthetic demo (generated once)."""
+    explicit = _data_argument()
+    return shared_memo().get(
+        ("default-dataset", explicit), lambda: data.resolve_dataset_dir(explicit)
+    )
 
 
 def selected_dataset_dir() -> Path:
