@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import audit, data
+from core.cli_training import add_training_commands
 from core.imaging import ImageReadError
 
 EXIT_USAGE_ERROR = 2
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.add_argument("--pairs-csv", metavar="FILE", help="also write every pair as CSV")
     audit_parser.add_argument("--json", action="store_true", help="print one JSON object")
     audit_parser.set_defaults(handler=command_audit)
+
+    add_training_commands(commands)
     return parser
 
 

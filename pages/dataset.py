@@ -149,6 +149,9 @@ def show_audit() -> None:
     )
     report = audit.build_report(dataset, candidates, threshold)
     summary = audit.summarize(dataset, report)
+    within_splits = ", ".join(
+        f"{n} in {split}" for split, n in summary["within_split_pairs"].items()
+    )
     metric_columns = st.columns(5)
     metric_columns[0].metric("Test images", summary["test_images"])
     metric_columns[1].metric("Exact copy in training", summary["exact_cross_split"])
@@ -157,7 +160,7 @@ def show_audit() -> None:
     metric_columns[4].metric("Conflicting-label pairs", summary["conflicting_labels"])
     st.caption(
         f"{summary['exact_pairs']} exact and {summary['near_pairs']} near pairs in all; within "
-        f"splits: {summary['within_split_pairs']}. Method: {summary['method']}."
+        f"splits: {within_splits}. Method: {summary['method']}."
     )
     st.plotly_chart(
         charts.distance_histogram_chart(report.nearest_distance, threshold), width="stretch"

@@ -94,3 +94,62 @@ def test_audit_json_on_the_real_dataset(real_dataset_dir: Path) -> None:
     assert summary["threshold"] == 0.05
     assert "Pearson" in summary["method"]
     assert isinstance(summary["conflicting_labels"], int)
+
+
+def test_models_json_lists_the_registry_with_weight_availability() -> None:
+    result = run_cli("models", "--json")
+    assert result.returncode == 0, result.stderr
+    listing = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    assert {"cnn_classic", "cnn_fast", "mobilenet_v2", "resnet18", "efficientnet_b0"} <= set(
+        listing
+    )
+    assert listing["mobilenet_v2"]["imagenet_weights_available"] is True  # the offline package
+    assert listing["cnn_fast"]["supports_pretrained"] is False
+    assert all(entry["parameters"] > 10_000 for entry in listing.values())
+
+
+def test_train_json_on_the_demo(demo_dataset_dir: Path) -> None:
+    result = run_cli(
+        "train", "--data", str(demo_dataset_dir), "--model", "cnn_fast", "--epochs", "2",
+        "--image-size", "64", "--subset", "20", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    for key in ("run_id", "run_dir", "status", "epochs", "train_seconds", "val_accuracy",
+                "val_loss", "weights_source"):  # fmt: skip
+        assert key in summary
+    assert summary["status"] == "completed" and summary["epochs"] == 2
+    assert Path(summary["run_dir"], "model.safetensors").is_file()
+    assert "epoch 2:" in result.stderr  # progress went to stderr, JSON alone to stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--model", "no_such_model"], "unknown model"),
+        (["--model", "cnn_fast", "--pretrained"], "no pretrained weights"),
+        (["--model", "resnet18", "--pretrained"], "no ImageNet weights"),
+        (["--model", "mobilenet_v2", "--pretrained", "--freeze", "sideways"], "freeze policy"),
+    ],
+)
+def test_train_refuses_bad_options_in_one_line(
+    demo_dataset_dir: Path, arguments: list[str], message: str
+) -> None:
+    result = run_cli("train", "--data", str(demo_dataset_dir), "--epochs", "1", *arguments)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_train_on_the_real_dataset_smoke(real_dataset_dir: Path) -> None:
+    result = run_cli(
+        "train", "--data", str(real_dataset_dir), "--model", "mobilenet_v2", "--pretrained",
+        "--freeze", "head", "--epochs", "1", "--image-size", "96", "--subset", "40", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "completed"
+    assert "offline" in summary["weights_source"] or "cache" in summary["weights_source"]
+    assert summary["val_accuracy"] > 0.4  # pretrained features separate the classes at once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,36 @@ def test_real_dataset_home_and_audit(
     leaked = int(metrics["Exact copy in training"]) + int(metrics["Near copy in training"])
     assert leaked + int(metrics["Leak-free test images"]) == 1311
     assert int(metrics["Exact copy in training"]) > 150
+
+
+def test_train_page_launches_a_tiny_job_and_shows_its_progress(app: AppTest) -> None:
+    from core.ui.training import job_manager
+
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert not app.exception
+    app.selectbox(key="train_model").select("cnn_fast").run()
+    app.number_input(key="train_epochs").set_value(2)
+    app.select_slider(key="train_size").set_value(64)
+    app.number_input(key="train_subset").set_value(20)
+    start = next(button for button in app.button if button.label == "Start training")
+    start.click().run()
+    assert not app.exception
+    run_id = app.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    job = job_manager().get(run_id)
+    assert job is not None
+    seen_progress = False
+    for _ in range(600):  # fragment timers do not fire under AppTest: poll with reruns
+        app.run()
+        texts = [element.proto.text for element in app.get("progress")]
+        seen_progress |= any("Epoch" in text or "Preparing" in text for text in texts)
+        if not job.snapshot().active:
+            break
+        time.sleep(0.1)
+    app.run()
+    assert not app.exception
+    assert job.snapshot().state == "completed", job.snapshot().error
+    assert seen_progress
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert "Validation accuracy" in metrics and metrics["Best epoch"].endswith("of 2")

@@ -6,7 +6,9 @@ import streamlit as st
 
 from core.data import Dataset
 from core.device import detect_device
+from core.jobs import JobSnapshot
 from core.ui.memo import shared_memo
+from core.ui.training import progress_text
 
 
 def synthetic_notice(dataset: Dataset) -> None:
@@ -18,8 +20,8 @@ def synthetic_notice(dataset: Dataset) -> None:
     )
 
 
-def render_sidebar(dataset: Dataset | None) -> None:
-    """Dataset (path, classes, images, demo or real) and device, in the sidebar."""
+def render_sidebar(dataset: Dataset | None, active_job: JobSnapshot | None) -> None:
+    """Dataset (path, classes, images, demo or real), device and the training job, if any."""
     with st.sidebar:
         st.markdown("#### Dataset")
         if dataset is None:
@@ -33,3 +35,12 @@ def render_sidebar(dataset: Dataset | None) -> None:
         st.markdown("#### Device")
         device = shared_memo().get(("device",), detect_device)
         st.caption(device.describe())
+        st.markdown("#### Training")
+        if active_job is None:
+            st.caption("No job running.")
+        else:
+            st.caption(f"{active_job.model}: {progress_text(active_job)}")
+            st.progress(min(1.0, active_job.fraction))
+            st.page_link(
+                "pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
+            )

@@ -1,0 +1,91 @@
+"""Estimate how long one epoch of a training request takes on this machine, before launching.
+
+Measured, not guessed: build the model, run a few real training steps (augmentation,
+forward, backward, optimizer) on real images, and scale by the number of images.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from core import models
+from core.engine import StepSettings, evaluate, train_one_epoch
+from core.run_config import choose_step_settings
+from core.trainer import TrainingRequest
+from core.training_data import TrainingData, prepare_training_data
+
+WARMUP_BATCHES = 1
+TIMED_BATCHES = 3
+
+
+@dataclass(frozen=True)
+class EpochEstimate:
+    """Measured throughput and the epoch time it implies."""
+
+    train_images_per_second: float
+    eval_images_per_second: float
+    train_images: int
+    val_images: int
+    precision: str
+
+    @property
+    def epoch_seconds(self) -> float:
+        """Training plus validation time of one epoch."""
+        return (
+            self.train_images / self.train_images_per_second
+            + self.val_images / self.eval_images_per_second
+        )
+
+
+def _timed_steps(
+    model: nn.Module,
+    data: TrainingData,
+    request: TrainingRequest,
+    settings: StepSettings,
+    count: int,
+) -> float:
+    """Seconds per training image over `count` batches (after the caller's warm-up)."""
+    images, labels = data.subset("train")
+    batch = min(request.train.batch_size, len(images))
+    take = torch.arange(min(len(images), batch * count))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    started = time.perf_counter()
+    train_one_epoch(
+        model, images[take], labels[take], optimizer=optimizer, scheduler=None,
+        loss_function=nn.CrossEntropyLoss(), settings=settings, batch_size=batch,
+        generator=torch.Generator().manual_seed(0), augment=request.train.augment,
+    )  # fmt: skip
+    return (time.perf_counter() - started) / len(take)
+
+
+def estimate_epoch(request: TrainingRequest, data: TrainingData | None = None) -> EpochEstimate:
+    """Measure a few training and evaluation batches of `request` on this machine."""
+    data = data or prepare_training_data(request.data)
+    request = replace(request, model=replace(request.model, num_classes=len(data.classes)))
+    spec = models.get_spec(request.model.name)
+    model, _ = models.build_model(request.model)
+    settings = choose_step_settings(spec, request, data)
+    memory_format = torch.channels_last if settings.channels_last else torch.preserve_format
+    model.to(settings.device, memory_format=memory_format)
+    models.set_train_mode(model, spec, request.model.freeze)
+    _timed_steps(model, data, request, settings, WARMUP_BATCHES)
+    train_seconds = _timed_steps(model, data, request, settings, TIMED_BATCHES)
+    val_images, val_labels = data.subset("val")
+    sample = torch.arange(min(len(val_images), 128))
+    started = time.perf_counter()
+    evaluate(
+        model, val_images[sample], val_labels[sample], loss_function=nn.CrossEntropyLoss(),
+        settings=settings,
+    )  # fmt: skip
+    eval_seconds = (time.perf_counter() - started) / max(len(sample), 1)
+    return EpochEstimate(
+        train_images_per_second=1.0 / train_seconds,
+        eval_images_per_second=1.0 / max(eval_seconds, 1e-6),
+        train_images=len(data.train_positions),
+        val_images=len(data.val_positions),
+        precision="bf16" if settings.bf16 else "fp32",
+    )

@@ -1,0 +1,129 @@
+"""Turn a user's choices (Train page form, CLI options) into a validated TrainingRequest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import models, pretrained
+from core.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig, parse_freeze_policy
+from core.trainer import TrainingRequest
+
+NO_AUGMENTATION = AugmentConfig(False, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def make_request(
+    *,
+    data_root: Path | str,
+    model: str,
+    epochs: int,
+    image_size: int | None = None,
+    use_pretrained: bool = False,
+    freeze: str = "none",
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: str = "adamw",
+    schedule: str = "cosine",
+    augment: AugmentConfig | None = None,
+    label_smoothing: float = 0.0,
+    class_weights: bool = False,
+    patience: int = 5,
+    seed: int = 0,
+    subset_per_class: int | None = None,
+    precision: str = "auto",
+) -> TrainingRequest:
+    """A TrainingRequest with every option checked; ValueError says what is wrong, in one line."""
+    spec = models.get_spec(model)
+    parse_freeze_policy(freeze)
+    if use_pretrained and not spec.supports_pretrained:
+        raise ValueError(f"{spec.name} has no pretrained weights; train it from scratch")
+    if freeze != "none" and not use_pretrained:
+        raise ValueError(
+            "freezing layers only makes sense with pretrained weights (use --freeze none)"
+        )
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError("epochs, batch size and learning rate must be positive")
+    if not 16 <= (image_size or spec.default_image_size) <= 512:
+        raise ValueError("image size must be between 16 and 512 pixels")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError("label smoothing must be in [0, 1)")
+    if subset_per_class is not None and subset_per_class < 2:
+        raise ValueError("a subset needs at least 2 images per class")
+    data = DataConfig(
+        root=str(Path(data_root).expanduser().resolve()),
+        image_size=image_size or spec.default_image_size,
+        split_seed=seed,
+        subset_per_class=subset_per_class,
+    )
+    model_config = ModelConfig(
+        name=spec.name,
+        num_classes=0,  # set from the dataset's classes when training starts
+        in_channels=spec.default_channels,
+        pretrained=use_pretrained,
+        freeze=freeze,
+    )
+    train = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,  # type: ignore[arg-type]
+        schedule=schedule,  # type: ignore[arg-type]
+        label_smoothing=label_smoothing,
+        class_weights=class_weights,
+        early_stopping_patience=patience,
+        augment=augment if augment is not None else AugmentConfig(),
+        seed=seed,
+        precision=precision,  # type: ignore[arg-type]
+    )
+    return TrainingRequest(data, model_config, train)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A registry entry as the Train page and `python -m core models` present it."""
+
+    name: str
+    family: str
+    description: str
+    parameters: int
+    default_image_size: int
+    default_channels: int
+    cam_layer: str
+    supports_pretrained: bool
+    weights_available: bool
+    trainable_blocks: int
+
+    @property
+    def label(self) -> str:
+        """'mobilenet_v2 · transfer · 2.2 M parameters'."""
+        return f"{self.name} · {self.family} · {self.parameters / 1e6:.1f} M parameters"
+
+    @property
+    def freeze_choices(self) -> list[str]:
+        """Freeze policies that make sense for this model."""
+        if not self.supports_pretrained:
+            return ["none"]
+        return ["none", "head", *(f"top-{count}" for count in range(1, self.trainable_blocks + 1))]
+
+
+def model_choices() -> list[ModelChoice]:
+    """Every registered model with its size and whether ImageNet weights are here."""
+    choices = []
+    for spec in models.list_models():
+        config = ModelConfig(spec.name, num_classes=4, in_channels=spec.default_channels)
+        choices.append(
+            ModelChoice(
+                name=spec.name,
+                family=spec.family,
+                description=spec.description,
+                parameters=models.parameter_count(config)[0],
+                default_image_size=spec.default_image_size,
+                default_channels=spec.default_channels,
+                cam_layer=spec.cam_layer,
+                supports_pretrained=spec.supports_pretrained,
+                weights_available=spec.supports_pretrained
+                and pretrained.weights_available(spec.name),
+                trainable_blocks=models.trainable_blocks(spec.name),
+            )
+        )
+    return choices

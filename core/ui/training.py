@@ -1,0 +1,87 @@
+"""The process-wide job manager and the Train page's live view and charts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core import runs
+from core.jobs import JobManager, JobSnapshot
+from core.ui.memo import shared_memo
+
+RUN_QUERY_KEY = "run"
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """The one job manager of this server: every session and tab sees the same jobs."""
+    return JobManager()
+
+
+def mark_interrupted_runs_once() -> None:
+    """At server start, runs left 'running' by a dead process become 'interrupted'."""
+    shared_memo().get(("interrupted-runs-marked",), runs.mark_interrupted_runs)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """'1 h 02 min', '3 min 05 s', '42 s' or '?'."""
+    if seconds is None:
+        return "?"
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+def progress_text(snapshot: JobSnapshot) -> str:
+    """One line: state, epoch, batch, throughput and time left."""
+    if snapshot.state == "queued":
+        return f"Queued (position {snapshot.queue_position or '?'}): waits for the running job"
+    if snapshot.state == "preparing":
+        return "Preparing: loading images and building the model"
+    if snapshot.state != "running":
+        return f"{snapshot.state.capitalize()}" + (
+            f": {snapshot.message}" if snapshot.message else ""
+        )
+    return (
+        f"Epoch {snapshot.epoch}/{snapshot.total_epochs} · batch {snapshot.batch}/"
+        f"{snapshot.total_batches} · {snapshot.images_per_second:.0f} images/s · "
+        f"about {format_seconds(snapshot.eta_seconds)} left"
+    )
+
+
+def history_chart(
+    history: list[dict], batch_losses: tuple[tuple[float, float], ...] = ()
+) -> go.Figure:
+    """Loss (left) and accuracy (right) per epoch, train and validation, plus batch losses."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    if batch_losses:
+        steps, losses = zip(*batch_losses, strict=True)
+        figure.add_trace(
+            go.Scatter(x=steps, y=losses, mode="lines", name="train loss (batches)",
+                       line={"width": 1, "color": "rgba(76,120,168,0.35)"}),
+            row=1, col=1,
+        )  # fmt: skip
+    if history:
+        frame = pd.DataFrame(history)
+        for column, name, colour, panel in (
+            ("train_loss", "train loss", "#4C78A8", 1),
+            ("val_loss", "validation loss", "#F58518", 1),
+            ("train_accuracy", "train accuracy", "#4C78A8", 2),
+            ("val_accuracy", "validation accuracy", "#F58518", 2),
+        ):
+            dash = "dot" if column.startswith("train") else "solid"
+            trace = go.Scatter(
+                x=frame["epoch"], y=frame[column], mode="lines+markers", name=name,
+                line={"color": colour, "dash": dash},
+            )  # fmt: skip
+            figure.add_trace(trace, row=1, col=panel)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(
+        height=360, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25}
+    )
+    return figure

@@ -1,0 +1,212 @@
+"""Train: configure a run, estimate its time, launch it in the background and watch it live."""
+
+import streamlit as st
+
+from core import runs
+from core.config import AugmentConfig
+from core.estimate import estimate_epoch
+from core.recipes import make_request, model_choices
+from core.ui.datasets import current_dataset
+from core.ui.memo import shared_memo
+from core.ui.sidebar import synthetic_notice
+from core.ui.training import (
+    RUN_QUERY_KEY,
+    format_seconds,
+    history_chart,
+    job_manager,
+    progress_text,
+)
+
+IMAGE_SIZES = [64, 96, 112, 128, 160, 192, 224, 256]
+
+st.title("Train")
+manager = job_manager()
+dataset = current_dataset()
+if dataset is None:
+    st.stop()
+if dataset.synthetic:
+    synthetic_notice(dataset)
+
+
+def show_stored_run(run_id: str) -> None:
+    """A run this server process is not training: what its folder says."""
+    try:
+        run = runs.load_run(run_id)
+    except runs.RunError as error:
+        st.error(str(error))
+        return
+    st.markdown(f"**{run.display_name}** · status **{run.status}**")
+    for problem in run.problems:
+        st.warning(problem)
+    st.plotly_chart(history_chart(run.history), width="stretch")
+    if run.metrics and run.metrics.get("val"):
+        st.caption(
+            f"Best epoch {run.metrics.get('best_epoch')}: validation accuracy "
+            f"{run.metrics['val']['accuracy']:.4f}, loss {run.metrics['val']['loss']:.4f}, "
+            f"trained {format_seconds(run.metrics.get('train_seconds'))}."
+        )
+
+
+def show_live_job(run_id: str) -> None:
+    """Progress, live charts and Cancel for a job of this server (re-attached by run id)."""
+    job = manager.get(run_id)
+    if job is None:
+        show_stored_run(run_id)
+        return
+    first = job.snapshot()
+
+    @st.fragment(run_every=1.0 if first.active else None)
+    def live() -> None:
+        snapshot = job.snapshot()
+        st.markdown(f"**{snapshot.model}** · run `{snapshot.job_id}`")
+        st.progress(min(1.0, snapshot.fraction), text=progress_text(snapshot))
+        if snapshot.active:
+            st.button("Cancel", key=f"cancel_{run_id}", on_click=job.cancel, type="secondary")
+        if snapshot.error:
+            st.error(f"Training failed: {snapshot.error}")
+        st.plotly_chart(
+            history_chart(list(snapshot.history), snapshot.batch_losses), width="stretch"
+        )
+        if snapshot.result is not None and snapshot.result.val_accuracy is not None:
+            result = snapshot.result
+            columns = st.columns(4)
+            columns[0].metric("Validation accuracy", f"{result.val_accuracy:.4f}")
+            columns[1].metric("Validation loss", f"{result.val_loss:.4f}")
+            columns[2].metric("Best epoch", f"{result.best_epoch} of {result.epochs}")
+            columns[3].metric("Training time", format_seconds(result.train_seconds))
+            st.caption(f"Weights: {result.weights_source}. Run folder: `{result.run_dir}`")
+        if first.active and not snapshot.active:
+            st.rerun()  # a full rerun stops this fragment's timer
+
+    live()
+
+
+attached = st.query_params.get(RUN_QUERY_KEY)
+if attached:
+    st.subheader("Run")
+    show_live_job(attached)
+    if st.button("Detach (the run keeps going)", key="detach"):
+        st.query_params.pop(RUN_QUERY_KEY, None)
+        st.rerun()
+
+other_jobs = [snapshot for snapshot in manager.snapshots() if snapshot.job_id != attached]
+if other_jobs:
+    with st.expander(f"Jobs of this server ({len(other_jobs)} more)", expanded=not attached):
+        for snapshot in reversed(other_jobs):
+            left, middle, right = st.columns([3, 4, 1])
+            left.markdown(f"`{snapshot.job_id}`")
+            middle.caption(progress_text(snapshot))
+            if right.button("Open", key=f"attach_{snapshot.job_id}"):
+                st.query_params[RUN_QUERY_KEY] = snapshot.job_id
+                st.rerun()
+
+st.subheader("New training run")
+catalogue = shared_memo().get(("model-choices",), model_choices)
+names = [entry.name for entry in catalogue]
+name = st.selectbox(
+    "Model", names, key="train_model", format_func=lambda n: catalogue[names.index(n)].label
+)
+entry = catalogue[names.index(name)]
+st.caption(entry.description)
+if entry.supports_pretrained and not entry.weights_available:
+    st.info(
+        f"ImageNet weights for {entry.name} are not available on this machine (no network); "
+        "it can still be trained from scratch.",
+        icon=":material/cloud_off:",
+    )
+
+with st.form("train_form"):
+    left, middle, right = st.columns(3)
+    pretrained = left.checkbox(
+        "Start from ImageNet weights",
+        value=entry.weights_available,
+        disabled=not entry.weights_available,
+        key="train_pretrained",
+    )
+    freeze = left.selectbox(
+        "Layers to train",
+        entry.freeze_choices,
+        key="train_freeze",
+        help="'none' trains every layer; 'head' only the classifier; 'top-N' the top N blocks "
+        "and the classifier (pretrained models only).",
+    )
+    image_size = left.select_slider(
+        "Image size (px)", IMAGE_SIZES, value=entry.default_image_size, key="train_size"
+    )
+    epochs = middle.number_input("Epochs", 1, 300, 10, key="train_epochs")
+    batch_size = middle.select_slider(
+        "Batch size", [8, 16, 32, 64, 128], value=64, key="train_batch"
+    )
+    lr = middle.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="train_lr")
+    optimizer = middle.selectbox("Optimizer", ["adamw", "adam"], key="train_optimizer")
+    schedule = right.selectbox("Schedule", ["cosine", "onecycle", "constant"], key="train_schedule")
+    label_smoothing = right.slider("Label smoothing", 0.0, 0.3, 0.0, 0.05, key="train_smoothing")
+    patience = right.number_input(
+        "Early stopping patience (0 = off)", 0, 100, 5, key="train_patience"
+    )
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    augment_columns = st.columns(4)
+    flip = augment_columns[0].checkbox("Flip", True, key="train_flip")
+    geometry = augment_columns[1].checkbox("Rotate / zoom / shift", True, key="train_geometry")
+    intensity = augment_columns[2].checkbox("Brightness / contrast", True, key="train_intensity")
+    class_weights = augment_columns[3].checkbox(
+        "Class-weighted loss", False, key="train_class_weights"
+    )
+    subset = st.number_input(
+        "Images per class (0 = all; small numbers for a quick try)",
+        0,
+        100_000,
+        0,
+        key="train_subset",
+    )
+    estimate_clicked = st.form_submit_button("Estimate time per epoch")
+    start_clicked = st.form_submit_button("Start training", type="primary")
+
+if estimate_clicked or start_clicked:
+    augment = AugmentConfig(
+        flip=flip,
+        rotate_degrees=10.0 if geometry else 0.0,
+        scale=0.1 if geometry else 0.0,
+        shift=0.05 if geometry else 0.0,
+        brightness=0.1 if intensity else 0.0,
+        contrast=0.1 if intensity else 0.0,
+    )
+    try:
+        request = make_request(
+            data_root=dataset.root,
+            model=name,
+            epochs=int(epochs),
+            image_size=int(image_size),
+            use_pretrained=pretrained,
+            freeze=freeze if pretrained else "none",
+            batch_size=int(batch_size),
+            lr=float(lr),
+            optimizer=optimizer,
+            schedule=schedule,
+            augment=augment,
+            label_smoothing=float(label_smoothing),
+            class_weights=class_weights,
+            patience=int(patience),
+            seed=int(seed),
+            subset_per_class=int(subset) or None,
+        )
+    except ValueError as error:
+        st.error(str(error))
+        st.stop()
+    if estimate_clicked:
+        if manager.active() is not None:
+            st.warning("A job is training now: an estimate measured beside it would be wrong.")
+        else:
+            with st.spinner("Measuring a few training batches on this machine..."):
+                estimate = estimate_epoch(request)
+            st.success(
+                f"About **{format_seconds(estimate.epoch_seconds)} per epoch** "
+                f"({estimate.train_images} training images at "
+                f"{estimate.train_images_per_second:.0f} images/s, {estimate.precision}), "
+                f"so {int(epochs)} epochs take about "
+                f"{format_seconds(estimate.epoch_seconds * int(epochs))}."
+            )
+    else:
+        job = manager.submit(request)
+        st.query_params[RUN_QUERY_KEY] = job.job_id
+        st.rerun()

@@ -1,0 +1,153 @@
+"""fit() on the demo data: learning, determinism, cancel, crash safety, checkpoint round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from core import models, runs
+from core.config import ModelConfig, Preprocessing, from_dict
+from core.engine import StepSettings, evaluate
+from core.recipes import make_request
+from core.trainer import Events, TrainingRequest, fit
+from core.training_data import prepare_training_data
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_request(root: Path, **overrides: object) -> TrainingRequest:
+    """A few seconds of cnn_fast on 64 px demo images."""
+    options: dict[str, object] = {
+        "data_root": root,
+        "model": "cnn_fast",
+        "epochs": 3,
+        "image_size": 64,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "subset_per_class": 40,
+        "patience": 0,
+    }
+    options.update(overrides)
+    return make_request(**options)  # type: ignore[arg-type]
+
+
+def test_fit_lowers_the_loss_and_stores_a_complete_run(demo_dataset_dir: Path) -> None:
+    epochs_seen: list[dict] = []
+    events = Events()
+    events.add_callback("epoch", epochs_seen.append)
+    result = fit(tiny_request(demo_dataset_dir, epochs=4), events=events)
+    assert result.status == "completed"
+    assert [record["epoch"] for record in epochs_seen] == [1, 2, 3, 4]
+    assert epochs_seen[-1]["train_loss"] < epochs_seen[0]["train_loss"]
+    run = runs.load_run(result.run_id)
+    assert run.status == "completed" and not run.problems
+    assert run.has_weights and len(run.history) == 4
+    assert run.metrics["best_epoch"] == result.best_epoch
+    assert run.metrics["val"]["accuracy"] == pytest.approx(result.val_accuracy)
+    config = run.config
+    assert config["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert config["model"]["num_classes"] == 4
+    assert config["weights_source"] == {"kind": "random-init"}
+    assert Path(config["dataset"]["split_manifest"]).is_file()
+    assert config["dataset"]["synthetic"] is True
+    assert {"torch", "torchvision", "python"} <= set(config["versions"])
+
+
+def test_same_config_and_seed_give_the_same_history(demo_dataset_dir: Path) -> None:
+    request = tiny_request(demo_dataset_dir, epochs=2)
+    first = runs.load_run(fit(request).run_id).history
+    second = runs.load_run(fit(request).run_id).history
+    for one, other in zip(first, second, strict=True):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert one[key] == other[key], key
+
+
+def test_checkpoint_round_trip_gives_identical_logits(demo_dataset_dir: Path) -> None:
+    result = fit(tiny_request(demo_dataset_dir, epochs=2))
+    run = runs.load_run(result.run_id)
+    model_config = from_dict(ModelConfig, run.config["model"])
+    model, source = models.build_model(model_config, state_dict=runs.load_weights(run))
+    assert source is None
+    preprocessing = from_dict(Preprocessing, run.config["preprocessing"])
+    data = prepare_training_data(tiny_request(demo_dataset_dir).data)
+    images, labels = data.subset("val")
+    settings = StepSettings(preprocessing, torch.device("cpu"))
+    again = evaluate(model, images, labels, loss_function=nn.CrossEntropyLoss(), settings=settings)
+    assert again.loss == pytest.approx(run.metrics["val"]["loss"], abs=1e-6)
+    assert again.accuracy == pytest.approx(run.metrics["val"]["accuracy"])
+    reloaded, _ = models.build_model(model_config, state_dict=runs.load_weights(run))
+    reloaded.eval()
+    x = settings.prepare(images[:4])
+    torch.testing.assert_close(model(x), reloaded(x), rtol=0, atol=0)
+
+
+def test_cancel_stops_within_a_batch_and_leaves_a_cancelled_run(demo_dataset_dir: Path) -> None:
+    cancel = threading.Event()
+    batches: list[int] = []
+    events = Events()
+
+    def count(event: object) -> None:
+        batches.append(1)
+        if len(batches) == 5:
+            cancel.set()
+
+    events.add_callback("batch", count)
+    result = fit(tiny_request(demo_dataset_dir, epochs=20), events=events, cancel=cancel)
+    assert result.status == "cancelled"
+    assert len(batches) == 5  # not one batch more
+    run = runs.load_run(result.run_id)
+    assert run.status == "cancelled"
+    assert run.stored_status["finished_at"] is not None
+    assert not run.damaged
+
+
+CRASHING_RUN = """
+import sys
+from pathlib import Path
+from core.recipes import make_request
+from core.trainer import fit, Events
+
+events = Events()
+events.add_callback("epoch", lambda record: print("EPOCH", record["epoch"], flush=True))
+request = make_request(data_root=Path(sys.argv[1]), model="cnn_fast", epochs=200, image_size=64,
+                       batch_size=32, subset_per_class=40, patience=0)
+fit(request, events=events)
+"""
+
+
+def test_a_killed_training_process_leaves_an_interrupted_run(demo_dataset_dir: Path) -> None:
+    root = Path(os.environ["BTW_CHECKPOINTS"])
+    before = {run.run_id for run in runs.list_runs(root)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_RUN, str(demo_dataset_dir)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        epochs = 0
+        deadline = time.monotonic() + 120
+        while epochs < 2 and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            epochs += line.startswith("EPOCH")
+        assert epochs == 2
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    (new,) = [run for run in runs.list_runs(root) if run.run_id not in before]
+    assert new.status == "interrupted"
+    assert len(new.history) >= 2
+    assert not any("unreadable" in problem for problem in new.problems)
+    assert json.loads((new.path / "config.json").read_text())["model"]["name"] == "cnn_fast"
+    assert new.run_id in runs.mark_interrupted_runs(root)
+    assert runs.load_run(new.run_id, root).stored_status["status"] == "interrupted"

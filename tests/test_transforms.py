@@ -1,0 +1,76 @@
+"""Batch augmentation and the one preprocessing used by training and inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.config import AugmentConfig, Preprocessing
+from core.recipes import NO_AUGMENTATION
+from core.transforms import (
+    augment_batch,
+    make_preprocessing,
+    prepare_images,
+    resize_square,
+    to_model_input,
+)
+
+
+@pytest.fixture
+def batch() -> torch.Tensor:
+    generator = np.random.default_rng(0)
+    images = generator.integers(0, 256, (8, 32, 32), dtype=np.uint8)
+    images[:, :, :8] = 0  # an asymmetric dark band, so flips are visible
+    return torch.from_numpy(images)
+
+
+def test_no_augmentation_only_rescales(batch: torch.Tensor) -> None:
+    out = augment_batch(batch, NO_AUGMENTATION, torch.Generator().manual_seed(0))
+    assert out.shape == (8, 1, 32, 32)
+    torch.testing.assert_close(out, batch.unsqueeze(1).float() / 255)
+
+
+def test_flip_is_drawn_per_sample(batch: torch.Tensor) -> None:
+    config = AugmentConfig(flip=True, rotate_degrees=0, scale=0, shift=0, brightness=0, contrast=0)
+    out = augment_batch(batch, config, torch.Generator().manual_seed(3))
+    original = batch.unsqueeze(1).float() / 255
+    flipped = [bool(torch.equal(out[i], original[i].flip(-1))) for i in range(8)]
+    unchanged = [bool(torch.equal(out[i], original[i])) for i in range(8)]
+    assert all(f or u for f, u in zip(flipped, unchanged, strict=True))
+    assert any(flipped) and any(unchanged)
+
+
+def test_geometry_and_intensity_vary_per_sample_and_stay_in_range(batch: torch.Tensor) -> None:
+    same = batch[:1].repeat(6, 1, 1)
+    out = augment_batch(same, AugmentConfig(), torch.Generator().manual_seed(1))
+    assert out.min() >= 0 and out.max() <= 1
+    differences = [float((out[0] - out[i]).abs().mean()) for i in range(1, 6)]
+    assert min(differences) > 1e-3  # each copy of the same image got its own parameters
+
+
+def test_augmentation_is_reproducible_with_a_seed(batch: torch.Tensor) -> None:
+    first = augment_batch(batch, AugmentConfig(), torch.Generator().manual_seed(7))
+    second = augment_batch(batch, AugmentConfig(), torch.Generator().manual_seed(7))
+    torch.testing.assert_close(first, second)
+
+
+def test_model_input_normalises_and_repeats_gray_for_rgb_models(batch: torch.Tensor) -> None:
+    rgb = make_preprocessing(image_size=32, channels=3, pretrained=True)
+    x = to_model_input(batch, rgb)
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
+    pixel = float(batch[0, 5, 20]) / 255
+    expected = [(pixel - mean) / std for mean, std in zip(rgb.mean, rgb.std, strict=True)]
+    torch.testing.assert_close(x[0, :, 5, 20], torch.tensor(expected))
+    gray = make_preprocessing(image_size=32, channels=1, pretrained=False, images=batch.numpy())
+    normalised = to_model_input(batch, gray)
+    assert normalised.shape == (8, 1, 32, 32)
+    assert abs(float(normalised.mean())) < 0.05 and abs(float(normalised.std()) - 1) < 0.05
+
+
+def test_inference_preparation_matches_training_preparation() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    preprocessing = Preprocessing(64, 1, (0.3,), (0.2,))
+    from_files = prepare_images([image], preprocessing)
+    from_cache = to_model_input(torch.from_numpy(resize_square(image, 64)[None]), preprocessing)
+    torch.testing.assert_close(from_files, from_cache)
