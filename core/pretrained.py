@@ -92,7 +92,7 @@ def _offline_path(model_name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _from_torch_cache(model_name: str, weights: WeightsEnum) -> WeightsSource | None:
+def _from_torch_cache(weights: WeightsEnum) -> WeightsSource | None:
     path = _cache_path(weights)
     match = _HASH_IN_NAME.search(path.name)
     if not path.is_file() or match is None:
@@ -122,7 +122,7 @@ def find_local_weights(model_name: str) -> WeightsSource | None:
     weights = weights_enum(model_name)
     if weights is None:
         return None
-    return _from_torch_cache(model_name, weights) or _from_offline_package(model_name)
+    return _from_torch_cache(weights) or _from_offline_package(model_name)
 
 
 def weights_available(model_name: str) -> bool:
@@ -162,7 +162,9 @@ def _fix_legacy_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return fixed
 
 
-def _download(model_name: str, weights: WeightsEnum) -> tuple[dict, WeightsSource]:
+def _download(
+    model_name: str, weights: WeightsEnum
+) -> tuple[dict[str, torch.Tensor], WeightsSource]:
     if not _host_reachable(DOWNLOAD_HOST):
         raise _unavailable(model_name, f"not cached here and {DOWNLOAD_HOST} is unreachable")
     try:

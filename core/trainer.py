@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,17 +20,13 @@ from torch import nn
 from core import models, pretrained, runs
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.data import ProgressCallback
-from core.engine import (
-    BatchReport,
-    EpochStats,
-    Evaluation,
-    StepSettings,
-    TrainingCancelled,
-    evaluate,
-    train_one_epoch,
-)
+from core.engine import Evaluation, StepSettings, TrainingCancelled, evaluate, train_one_epoch
+from core.events import BatchEvent, Events, Progress, epoch_record
+from core.optimization import make_loss_function, make_optimizer, make_schedule
 from core.run_config import build_run_config, choose_step_settings
 from core.training_data import TrainingData, prepare_training_data
+
+__all__ = ["BatchEvent", "Events", "FitResult", "TrainingRequest", "fit"]
 
 
 @dataclass(frozen=True)
@@ -59,136 +54,6 @@ class FitResult:
     message: str | None = None
 
 
-class Events:
-    """A tiny event bus: fit() triggers 'batch', 'epoch', 'message' and 'finished'."""
-
-    def __init__(self) -> None:
-        self._callbacks: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
-
-    def add_callback(self, event: str, callback: Callable[[Any], None]) -> None:
-        """Call `callback(payload)` whenever `event` fires."""
-        self._callbacks[event].append(callback)
-
-    def trigger(self, event: str, payload: Any) -> None:
-        """Call every subscriber of `event`."""
-        for callback in self._callbacks[event]:
-            callback(payload)
-
-
-@dataclass(frozen=True)
-class BatchEvent:
-    """Progress inside an epoch."""
-
-    epoch: int
-    total_epochs: int
-    batch: int
-    total_batches: int
-    loss: float
-    accuracy: float
-    learning_rate: float
-    images_per_second: float
-    fraction: float
-    eta_seconds: float | None
-
-
-def _schedule(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up, then cosine decay (to 1%), one-cycle, or constant; stepped per batch."""
-    total = max(1, config.epochs * steps_per_epoch)
-    if config.schedule == "onecycle":
-        peaks = [group["lr"] for group in optimizer.param_groups]
-        warmup_share = min(0.5, max(0.05, config.warmup_epochs / max(config.epochs, 1)))
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=peaks, total_steps=total, pct_start=warmup_share
-        )
-    warmup = min(total - 1, round(config.warmup_epochs * steps_per_epoch))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if config.schedule == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _loss_function(config: TrainConfig, data: TrainingData) -> nn.Module:
-    weight = None
-    if config.class_weights:
-        _, train_labels = data.subset("train")
-        counts = torch.bincount(train_labels, minlength=len(data.classes)).float().clamp(min=1)
-        weight = counts.sum() / (len(counts) * counts)
-    return nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
-
-
-def _optimizer(
-    model: nn.Module, spec: models.ModelSpec, config: TrainConfig
-) -> torch.optim.Optimizer:
-    groups = models.parameter_groups(
-        model,
-        spec,
-        lr=config.lr,
-        backbone_lr_scale=config.backbone_lr_scale,
-        weight_decay=config.weight_decay,
-    )
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
-    raise ValueError(f"optimizer {config.optimizer!r} is not one of: adam, adamw")
-
-
-class _Progress:
-    """Turns batch reports into BatchEvents with a throughput estimate and an ETA."""
-
-    def __init__(self, events: Events, total_epochs: int, writer: runs.RunWriter) -> None:
-        self.events, self.total_epochs, self.writer = events, total_epochs, writer
-        self.started = time.monotonic()
-        self.epoch = 1
-        self.images_per_second = 0.0
-        self.last_heartbeat = 0.0
-        self.optimizer: torch.optim.Optimizer | None = None
-
-    def __call__(self, report: BatchReport) -> None:
-        rate = report.images / report.seconds if report.seconds > 0 else 0.0
-        smoothing = 0.8 if self.images_per_second else 0.0
-        self.images_per_second = smoothing * self.images_per_second + (1 - smoothing) * rate
-        done = (self.epoch - 1) + report.batch / report.total_batches
-        fraction = done / self.total_epochs
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / fraction * (1 - fraction) if fraction > 0 else None
-        learning_rate = self.optimizer.param_groups[0]["lr"] if self.optimizer else 0.0
-        event = BatchEvent(
-            self.epoch, self.total_epochs, report.batch, report.total_batches, report.loss,
-            report.accuracy, learning_rate, self.images_per_second, fraction, eta,
-        )  # fmt: skip
-        self.events.trigger("batch", event)
-        if time.monotonic() - self.last_heartbeat > 2.0:
-            self.last_heartbeat = time.monotonic()
-            self.writer.heartbeat(
-                {"epoch": self.epoch, "total_epochs": self.total_epochs, "fraction": fraction}
-            )
-
-
-def _epoch_record(
-    epoch: int, stats: EpochStats, validation: Evaluation, learning_rate: float, elapsed: float
-) -> dict[str, float | int]:
-    return {
-        "epoch": epoch,
-        "train_loss": stats.loss,
-        "train_accuracy": stats.accuracy,
-        "val_loss": validation.loss,
-        "val_accuracy": validation.accuracy,
-        "learning_rate": learning_rate,
-        "epoch_seconds": stats.seconds,
-        "images_per_second": stats.images_per_second,
-        "elapsed_seconds": elapsed,
-    }
-
-
 def fit(
     request: TrainingRequest,
     *,
@@ -198,8 +63,6 @@ def fit(
     data_progress: ProgressCallback | None = None,
 ) -> FitResult:
     """Train one model and store it as a run; returns how it ended (never half-written)."""
-    events = events or Events()
-    stop = cancel.is_set if cancel is not None else (lambda: False)
     if request.model.pretrained and not pretrained.weights_available(request.model.name):
         # Fail (or download into the PyTorch cache) before minutes of data preparation.
         pretrained.load_imagenet_state_dict(request.model.name, allow_download=True)
@@ -210,40 +73,18 @@ def fit(
     model, weights_source = models.build_model(request.model, allow_download=True)
     settings = choose_step_settings(spec, request, data)
     config = build_run_config(request, data, spec, weights_source, settings)
-    writer = runs.RunWriter.create(config, model_name=spec.name, run_id=run_id)
-    return _run(request, data, spec, model, settings, writer, events, stop, weights_source)
-
-
-def _run(
-    request: TrainingRequest,
-    data: TrainingData,
-    spec: models.ModelSpec,
-    model: nn.Module,
-    settings: StepSettings,
-    writer: runs.RunWriter,
-    events: Events,
-    stop: Callable[[], bool],
-    weights_source: models.WeightsSource | None,
-) -> FitResult:
-    source = weights_source.description if weights_source else "random initialisation"
-    state = _LoopState()
-    writer.set_status("running", message="training")
-    status, message = "failed", None
-    try:
-        _train_epochs(request, data, spec, model, settings, writer, events, stop, state)
-        status = "completed"
-        message = (
-            "stopped early: validation loss stopped improving" if state.stopped_early else None
-        )
-    except TrainingCancelled:
-        status, message = "cancelled", "cancelled by the user"
-    except Exception as error:
-        message = f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        result = _finish(data, writer, state, status, message, source)
-        events.trigger("finished", result)
-    return result
+    session = _Session(
+        request=request,
+        data=data,
+        spec=spec,
+        model=model,
+        settings=settings,
+        writer=runs.RunWriter.create(config, model_name=spec.name, run_id=run_id),
+        events=events or Events(),
+        stop=cancel.is_set if cancel is not None else (lambda: False),
+        weights_source=weights_source.description if weights_source else "random initialisation",
+    )
+    return session.run()
 
 
 @dataclass
@@ -259,66 +100,122 @@ class _LoopState:
     train_seconds: float = 0.0
     batch_size: int = 0
 
+    def keep_best(self, epoch: int, validation: Evaluation, model: nn.Module) -> None:
+        """Remember this epoch as the best so far (weights copied to the CPU)."""
+        self.best_val_loss, self.best_epoch, self.best_validation = (
+            validation.loss,
+            epoch,
+            validation,
+        )
+        self.best_state = {
+            name: value.detach().cpu().clone() for name, value in model.state_dict().items()
+        }
 
-def _train_epochs(
-    request: TrainingRequest,
-    data: TrainingData,
-    spec: models.ModelSpec,
-    model: nn.Module,
-    settings: StepSettings,
-    writer: runs.RunWriter,
-    events: Events,
-    stop: Callable[[], bool],
-    state: _LoopState,
-) -> None:
-    recipe = request.train
-    memory_format = torch.channels_last if settings.channels_last else torch.preserve_format
-    model.to(settings.device, memory_format=memory_format)
-    train_images, train_labels = data.subset("train")
-    val_images, val_labels = data.subset("val")
-    state.batch_size = min(recipe.batch_size, len(train_images))
-    optimizer = _optimizer(model, spec, recipe)
-    scheduler = _schedule(optimizer, recipe, -(-len(train_images) // state.batch_size))
-    loss_function, val_loss_function = _loss_function(recipe, data), nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(recipe.seed)
-    progress = _Progress(events, recipe.epochs, writer)
-    progress.optimizer = optimizer
-    patience = 0
-    for epoch in range(1, recipe.epochs + 1):
-        progress.epoch = epoch
-        models.set_train_mode(model, spec, request.model.freeze)
-        learning_rate = optimizer.param_groups[0]["lr"]
-        started = time.perf_counter()
-        stats = train_one_epoch(
-            model, train_images, train_labels, optimizer=optimizer, scheduler=scheduler,
-            loss_function=loss_function, settings=settings, batch_size=state.batch_size,
-            generator=generator, augment=recipe.augment, should_stop=stop, on_batch=progress,
-        )  # fmt: skip
-        validation = evaluate(
-            model, val_images, val_labels, loss_function=val_loss_function, settings=settings,
-            should_stop=stop,
-        )  # fmt: skip
-        state.train_seconds += time.perf_counter() - started
-        state.epochs_run = epoch
-        record = _epoch_record(epoch, stats, validation, learning_rate, state.train_seconds)
-        writer.append_history(record)
-        events.trigger("epoch", record)
-        if validation.loss < state.best_val_loss:
-            state.best_val_loss, state.best_epoch, state.best_validation = (
-                validation.loss,
-                epoch,
-                validation,
+
+@dataclass
+class _Session:
+    """One training run in progress: its inputs, its run folder and what it has learned."""
+
+    request: TrainingRequest
+    data: TrainingData
+    spec: models.ModelSpec
+    model: nn.Module
+    settings: StepSettings
+    writer: runs.RunWriter
+    events: Events
+    stop: Callable[[], bool]
+    weights_source: str
+    state: _LoopState = field(default_factory=_LoopState)
+
+    def run(self) -> FitResult:
+        """Train, then write the terminal status on every exit path."""
+        self.writer.set_status("running", message="training")
+        status, message = "failed", None
+        try:
+            self.train_adapting_batch_size()
+            status = "completed"
+            if self.state.stopped_early:
+                message = "stopped early: validation loss stopped improving"
+        except TrainingCancelled:
+            status, message = "cancelled", "cancelled by the user"
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            result = _finish(
+                self.data, self.writer, self.state, status, message, self.weights_source
             )
-            state.best_state = {
-                name: value.detach().cpu().clone() for name, value in model.state_dict().items()
-            }
-            writer.save_weights(state.best_state)
-            patience = 0
-        else:
-            patience += 1
-            if 0 < recipe.early_stopping_patience <= patience:
-                state.stopped_early = True
+            self.events.trigger("finished", result)
+        return result
+
+    def train_adapting_batch_size(self) -> None:
+        """Train; when the first epoch runs out of (GPU) memory, halve the batch and restart."""
+        memory_format = (
+            torch.channels_last if self.settings.channels_last else torch.preserve_format
+        )
+        self.model.to(self.settings.device, memory_format=memory_format)
+        initial = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+        batch_size = min(self.request.train.batch_size, len(self.data.train_positions))
+        while True:
+            try:
+                self.train_epochs(batch_size)
                 return
+            except torch.OutOfMemoryError:
+                if self.state.epochs_run > 0 or batch_size == 1:
+                    raise
+                if self.settings.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.model.load_state_dict(initial)
+                batch_size //= 2
+                notice = f"Out of memory: batch size halved to {batch_size}; training restarted."
+                self.events.trigger("message", notice)
+                self.writer.set_status("running", message=notice)
+
+    def train_epochs(self, batch_size: int) -> None:
+        """The epoch loop: train, validate, record, keep the best, stop early."""
+        recipe, model, settings = self.request.train, self.model, self.settings
+        train_images, train_labels = self.data.subset("train")
+        val_images, val_labels = self.data.subset("val")
+        self.state.batch_size = batch_size
+        optimizer = make_optimizer(model, self.spec, recipe)
+        scheduler = make_schedule(optimizer, recipe, -(-len(train_images) // batch_size))
+        loss_function, val_loss_function = (
+            make_loss_function(recipe, self.data),
+            nn.CrossEntropyLoss(),
+        )
+        generator = torch.Generator().manual_seed(recipe.seed)
+        progress = Progress(self.events, recipe.epochs, self.writer)
+        progress.optimizer = optimizer
+        patience = 0
+        for epoch in range(1, recipe.epochs + 1):
+            progress.epoch = epoch
+            models.set_train_mode(model, self.spec, self.request.model.freeze)
+            learning_rate = optimizer.param_groups[0]["lr"]
+            started = time.perf_counter()
+            stats = train_one_epoch(
+                model, train_images, train_labels, optimizer=optimizer, scheduler=scheduler,
+                loss_function=loss_function, settings=settings, batch_size=batch_size,
+                generator=generator, augment=recipe.augment, should_stop=self.stop,
+                on_batch=progress,
+            )  # fmt: skip
+            validation = evaluate(
+                model, val_images, val_labels, loss_function=val_loss_function,
+                settings=settings, should_stop=self.stop,
+            )  # fmt: skip
+            self.state.train_seconds += time.perf_counter() - started
+            self.state.epochs_run = epoch
+            record = epoch_record(epoch, stats, validation, learning_rate, self.state.train_seconds)
+            self.writer.append_history(record)
+            self.events.trigger("epoch", record)
+            if validation.loss < self.state.best_val_loss:
+                self.state.keep_best(epoch, validation, model)
+                self.writer.save_weights(self.state.best_state)
+                patience = 0
+            else:
+                patience += 1
+                if 0 < recipe.early_stopping_patience <= patience:
+                    self.state.stopped_early = True
+                    return
 
 
 def _confusion_matrix(validation: Evaluation, classes: int) -> list[list[int]]:

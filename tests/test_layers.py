@@ -45,3 +45,11 @@ def test_the_engine_loads_without_streamlit() -> None:
         [sys.executable, "-c", code], cwd=CORE.parent, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_pages_do_not_live_in_a_pages_folder() -> None:
+    # A pages/ folder beside Home.py puts Streamlit in legacy multipage mode until Home.py has
+    # run once, so a first visit straight to a page URL would bypass the entrypoint.
+    project = CORE.parent
+    assert not (project / "pages").exists()
+    assert (project / "app_pages" / "train.py").is_file()

@@ -40,7 +40,7 @@ def test_home_shows_the_demo_dataset_as_synthetic(app: AppTest) -> None:
 
 def test_dataset_page_overview_gallery_and_statistics(app: AppTest) -> None:
     app.run()
-    app.switch_page("pages/dataset.py").run()
+    app.switch_page("app_pages/dataset.py").run()
     assert not app.exception
     counts = app.dataframe[0].value
     assert counts.loc["glioma", "train"] == 60 and counts.loc["total", "test"] == 60
@@ -61,7 +61,7 @@ def test_audit_finds_the_planted_leaks_and_reacts_to_the_threshold(
 ) -> None:
     planted = json.loads((demo_dataset_dir / "SYNTHETIC_DEMO.json").read_text())["planted"]
     app.run()
-    app.switch_page("pages/dataset.py").run()
+    app.switch_page("app_pages/dataset.py").run()
     if any(button.key == "run_audit" for button in app.button):
         app.button(key="run_audit").click().run()
     assert not app.exception
@@ -77,7 +77,7 @@ def test_audit_finds_the_planted_leaks_and_reacts_to_the_threshold(
 
 def test_typing_a_folder_validates_it(app: AppTest, tmp_path: Path) -> None:
     app.run()
-    app.switch_page("pages/dataset.py").run()
+    app.switch_page("app_pages/dataset.py").run()
     app.text_input(key="dataset_path").input(str(tmp_path / "nowhere"))
     app.button(key="use_dataset").click().run()
     assert any("no such folder" in error.value for error in app.error)
@@ -91,7 +91,7 @@ def test_typing_a_folder_validates_it(app: AppTest, tmp_path: Path) -> None:
 
 def test_open_shows_one_image_at_full_size(app: AppTest) -> None:
     app.run()
-    app.switch_page("pages/dataset.py").run()
+    app.switch_page("app_pages/dataset.py").run()
     first_open = next(button for button in app.button if button.label == "Open")
     first_open.click().run()
     assert not app.exception
@@ -110,7 +110,7 @@ def test_real_dataset_home_and_audit(
     assert not app.exception
     assert {metric.label: metric.value for metric in app.metric}["Images"] == "7,019"
     assert not any("synthetic demo dataset" in warning.value for warning in app.warning)
-    app.switch_page("pages/dataset.py").run()
+    app.switch_page("app_pages/dataset.py").run()
     if any(button.key == "run_audit" for button in app.button):
         app.button(key="run_audit").click().run()
     assert not app.exception
@@ -125,11 +125,11 @@ def test_train_page_launches_a_tiny_job_and_shows_its_progress(app: AppTest) -> 
     from core.ui.training import job_manager
 
     app.run()
-    app.switch_page("pages/train.py").run()
+    app.switch_page("app_pages/train.py").run()
     assert not app.exception
     app.selectbox(key="train_model").select("cnn_fast").run()
     app.number_input(key="train_epochs").set_value(2)
-    app.select_slider(key="train_size").set_value(64)
+    app.select_slider(key="train_size_cnn_fast").set_value(64)
     app.number_input(key="train_subset").set_value(20)
     start = next(button for button in app.button if button.label == "Start training")
     start.click().run()
@@ -152,3 +152,29 @@ def test_train_page_launches_a_tiny_job_and_shows_its_progress(app: AppTest) -> 
     assert seen_progress
     metrics = {metric.label: metric.value for metric in app.metric}
     assert "Validation accuracy" in metrics and metrics["Best epoch"].endswith("of 2")
+
+
+def test_train_page_estimates_time_per_epoch_before_launch(app: AppTest) -> None:
+    app.run()
+    app.switch_page("app_pages/train.py").run()
+    app.selectbox(key="train_model").select("cnn_fast").run()
+    app.select_slider(key="train_size_cnn_fast").set_value(64)
+    app.number_input(key="train_subset").set_value(20)
+    estimate = next(button for button in app.button if button.label == "Estimate time per epoch")
+    estimate.click().run()
+    assert not app.exception
+    messages = [success.value for success in app.success]
+    assert any("per epoch" in message and "images/s" in message for message in messages), messages
+    assert "run" not in app.query_params  # estimating launches nothing
+
+
+def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest) -> None:
+    app.run()
+    app.switch_page("app_pages/train.py").run()
+    app.selectbox(key="train_model").select("cnn_classic").run()
+    assert app.checkbox(key="train_pretrained_cnn_classic").value is False
+    app.selectbox(key="train_model").select("mobilenet_v2").run()
+    assert app.checkbox(key="train_pretrained_mobilenet_v2").value is True
+    app.selectbox(key="train_model").select("resnet18").run()
+    assert app.checkbox(key="train_pretrained_resnet18").value is False  # no weights here
+    assert any("not available on this machine" in info.value for info in app.info)

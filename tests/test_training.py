@@ -151,3 +151,28 @@ def test_a_killed_training_process_leaves_an_interrupted_run(demo_dataset_dir: P
     assert json.loads((new.path / "config.json").read_text())["model"]["name"] == "cnn_fast"
     assert new.run_id in runs.mark_interrupted_runs(root)
     assert runs.load_run(new.run_id, root).stored_status["status"] == "interrupted"
+
+
+def test_out_of_memory_halves_the_batch_and_tells_the_user(
+    demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.trainer as trainer_module
+
+    real_epoch = trainer_module.train_one_epoch
+    sizes: list[int] = []
+
+    def epoch_that_needs_small_batches(*args: object, batch_size: int, **kwargs: object):
+        sizes.append(batch_size)
+        if batch_size > 16:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return real_epoch(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_one_epoch", epoch_that_needs_small_batches)
+    messages: list[str] = []
+    events = Events()
+    events.add_callback("message", messages.append)
+    result = fit(tiny_request(demo_dataset_dir, epochs=1, batch_size=64), events=events)
+    assert result.status == "completed"
+    assert sizes == [64, 32, 16]
+    assert runs.load_run(result.run_id).metrics["batch_size"] == 16
+    assert any("batch size halved to 16" in message for message in messages)

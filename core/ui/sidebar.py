@@ -42,5 +42,5 @@ def render_sidebar(dataset: Dataset | None, active_job: JobSnapshot | None) -> N
             st.caption(f"{active_job.model}: {progress_text(active_job)}")
             st.progress(min(1.0, active_job.fraction))
             st.page_link(
-                "pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
+                "app_pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
             )

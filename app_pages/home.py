@@ -25,5 +25,5 @@ if dataset is not None:
     st.caption(f"Dataset: `{dataset.root}` ({dataset.layout} layout)")
 
 st.page_link(
-    "pages/dataset.py", label="Browse and audit the dataset", icon=":material/photo_library:"
+    "app_pages/dataset.py", label="Browse and audit the dataset", icon=":material/photo_library:"
 )

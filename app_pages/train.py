@@ -55,7 +55,7 @@ def show_live_job(run_id: str) -> None:
         return
     first = job.snapshot()
 
-    @st.fragment(run_every=1.0 if first.active else None)
+    @st.fragment(run_every=2.0 if first.active else None)
     def live() -> None:
         snapshot = job.snapshot()
         st.markdown(f"**{snapshot.model}** · run `{snapshot.job_id}`")
@@ -121,17 +121,22 @@ with st.form("train_form"):
         "Start from ImageNet weights",
         value=entry.weights_available,
         disabled=not entry.weights_available,
-        key="train_pretrained",
+        # Keys per model: a widget keeps its state across reruns, so one shared key would carry
+        # "off" over from a model without weights to one with them.
+        key=f"train_pretrained_{entry.name}",
     )
     freeze = left.selectbox(
         "Layers to train",
         entry.freeze_choices,
-        key="train_freeze",
+        key=f"train_freeze_{entry.name}",
         help="'none' trains every layer; 'head' only the classifier; 'top-N' the top N blocks "
         "and the classifier (pretrained models only).",
     )
     image_size = left.select_slider(
-        "Image size (px)", IMAGE_SIZES, value=entry.default_image_size, key="train_size"
+        "Image size (px)",
+        IMAGE_SIZES,
+        value=entry.default_image_size,
+        key=f"train_size_{entry.name}",
     )
     epochs = middle.number_input("Epochs", 1, 300, 10, key="train_epochs")
     batch_size = middle.select_slider(
