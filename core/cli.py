@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import audit, data
+from core.cli_inference import add_inference_commands
 from core.cli_training import add_training_commands
 from core.imaging import ImageReadError
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_parser.set_defaults(handler=command_audit)
 
     add_training_commands(commands)
+    add_inference_commands(commands)
     return parser
 
 

@@ -1,0 +1,50 @@
+"""CLI command `predict` (registered by core.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_SOME_FILES_FAILED = 2
+
+
+def command_predict(arguments: argparse.Namespace) -> int:
+    """Class probabilities for each file; bad files get a one-line error and a non-zero exit."""
+    # Imported here so that `python -m core dataset|audit` do not pay for the model zoo.
+    from core.imaging import ImageReadError
+    from core.inference import Predictor
+
+    predictor = Predictor.from_run(arguments.run)
+    results: list[dict[str, Any]] = []
+    for file in arguments.files:
+        entry: dict[str, Any] = {"file": file, "predicted": None, "probabilities": None}
+        entry.update(cam_path=None, error=None, warnings=[])
+        try:
+            prediction = predictor.predict_file(Path(file))
+        except ImageReadError as error:
+            entry["error"] = error.reason
+            print(f"error: {error}", file=sys.stderr)
+        else:
+            entry.update(predicted=prediction.predicted, probabilities=prediction.probabilities)
+            entry["warnings"] = list(prediction.warnings)
+            if not arguments.json:
+                listed = ", ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
+                print(f"{file}: {prediction.predicted} ({prediction.confidence:.1%}) | {listed}")
+                for warning in prediction.warnings:
+                    print(f"  warning: {warning}")
+        results.append(entry)
+    if arguments.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_SOME_FILES_FAILED if any(entry["error"] for entry in results) else 0
+
+
+def add_inference_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `predict` on the CLI's subcommand parser."""
+    predict = commands.add_parser("predict", help="classify image files with a trained run")
+    predict.add_argument("run", metavar="RUN_ID_OR_DIR")
+    predict.add_argument("files", metavar="FILE", nargs="+")
+    predict.add_argument("--json", action="store_true", help="print one JSON list")
+    predict.set_defaults(handler=command_predict)

@@ -1,0 +1,99 @@
+"""Predictor: a run folder alone (config.json + model.safetensors) -> class probabilities.
+
+The model is rebuilt from the run's config and its exact preprocessing (size, channels,
+normalisation) is applied through `core.transforms.prepare_images`, the function training
+used, so there is no train/serve skew.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import models, runs
+from core.config import ModelConfig, Preprocessing, from_dict
+from core.imaging import ImageReadError, read_image
+from core.transforms import prepare_images
+
+UNSURE_BELOW = 0.6  # top-class probability under which a prediction is flagged as unsure
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's class probabilities (summing to 1) and what to be careful about."""
+
+    source: str
+    probabilities: dict[str, float]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def predicted(self) -> str:
+        """The most probable class."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the predicted class."""
+        return self.probabilities[self.predicted]
+
+
+@dataclass
+class Predictor:
+    """A trained model ready for inference; safe to share between threads."""
+
+    run_id: str
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    model: torch.nn.Module
+    spec: models.ModelSpec
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_run(cls, run: str | Path) -> Predictor:
+        """Load a run by id (in the checkpoints folder) or by folder path."""
+        info = runs.load_run(Path(run) if Path(str(run)).is_dir() else str(run))
+        if info.config is None or info.damaged:
+            problems = "; ".join(info.problems) or "its files are damaged"
+            raise runs.RunError(f"run {info.run_id} cannot be used: {problems}")
+        model_config = from_dict(ModelConfig, info.config["model"])
+        model, _ = models.build_model(model_config, state_dict=runs.load_weights(info))
+        model.eval()
+        return cls(
+            run_id=info.run_id,
+            classes=tuple(info.config["classes"]),
+            preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
+            model=model,
+            spec=models.get_spec(model_config.name),
+        )
+
+    @torch.no_grad()
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, classes) probabilities for decoded images of any size."""
+        batch = prepare_images(images, self.preprocessing)
+        with self.lock:  # explanation hooks (Grad-CAM) must never see another caller's batch
+            logits = self.model(batch)
+        return torch.softmax(logits.float(), dim=1).numpy()
+
+    def predict(self, image: np.ndarray, source: str = "image") -> Prediction:
+        """The prediction for one decoded image, with a warning when the model is unsure."""
+        row = self.probabilities([image])[0]
+        probabilities = {
+            label: float(value) for label, value in zip(self.classes, row, strict=True)
+        }
+        warnings = []
+        if max(probabilities.values()) < UNSURE_BELOW:
+            warnings.append(
+                f"the model is unsure: top class below {UNSURE_BELOW:.0%}; do not rely on it"
+            )
+        return Prediction(source, probabilities, tuple(warnings))
+
+    def predict_file(self, path: Path) -> Prediction:
+        """Read a file through the safe reader and predict it (ImageReadError when unreadable)."""
+        return self.predict(read_image(path).pixels, source=str(path))
+
+
+__all__ = ["ImageReadError", "Prediction", "Predictor"]

@@ -1,0 +1,101 @@
+"""Predictor from a run folder, and `python -m core predict`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+from core import runs
+from core.inference import Predictor
+from core.trainer import fit
+from tests.test_cli import run_cli
+from tests.test_training import tiny_request
+
+
+@pytest.fixture(scope="module")
+def trained_run(demo_dataset_dir: Path) -> str:
+    return fit(tiny_request(demo_dataset_dir, epochs=2)).run_id
+
+
+@pytest.fixture(scope="module")
+def demo_files(demo_dataset_dir: Path) -> list[Path]:
+    return sorted((demo_dataset_dir / "Testing").rglob("*.png"))[:6]
+
+
+def test_probabilities_sum_to_one_for_any_size(trained_run: str) -> None:
+    predictor = Predictor.from_run(trained_run)
+    generator = np.random.default_rng(0)
+    images = [
+        generator.integers(0, 256, (300, 180), dtype=np.uint8),
+        generator.integers(0, 256, (40, 64, 3), dtype=np.uint8),
+    ]
+    probabilities = predictor.probabilities(images)
+    assert probabilities.shape == (2, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_predict_file_reads_pngs_and_dicom(trained_run: str, demo_files: list[Path]) -> None:
+    predictor = Predictor.from_run(trained_run)
+    prediction = predictor.predict_file(demo_files[0])
+    assert prediction.predicted in predictor.classes
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    dicom = predictor.predict_file(Path(get_testdata_file("MR_small.dcm")))
+    assert dicom.predicted in predictor.classes
+
+
+def test_concurrent_predictions_agree_with_sequential_ones(
+    trained_run: str, demo_files: list[Path]
+) -> None:
+    predictor = Predictor.from_run(trained_run)
+    sequential = [predictor.predict_file(path).probabilities for path in demo_files * 3]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        concurrent = list(
+            pool.map(lambda p: predictor.predict_file(p).probabilities, demo_files * 3)
+        )
+    for one, other in zip(sequential, concurrent, strict=True):
+        assert one == pytest.approx(other, abs=1e-6)
+
+
+def test_cli_predict_json_with_good_and_bad_files(
+    trained_run: str, demo_files: list[Path], tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(demo_files[0].read_bytes()[:200])
+    result = run_cli("predict", trained_run, str(demo_files[0]), str(text), str(empty),
+                     str(truncated), "--json")  # fmt: skip
+    assert result.returncode == 2
+    entries = json.loads(result.stdout)
+    assert [entry["file"] for entry in entries] == [
+        str(demo_files[0]),
+        str(text),
+        str(empty),
+        str(truncated),
+    ]
+    good = entries[0]
+    assert good["error"] is None and good["cam_path"] is None
+    assert sum(good["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert good["predicted"] == max(good["probabilities"], key=good["probabilities"].get)
+    assert all(entry["error"] and entry["predicted"] is None for entry in entries[1:])
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_a_run_without_weights_is_refused_in_one_line(trained_run: str, tmp_path: Path) -> None:
+    copy = tmp_path / "broken-run"
+    shutil.copytree(runs.load_run(trained_run).path, copy)
+    (copy / "model.safetensors").unlink()
+    result = run_cli("predict", str(copy), "whatever.png")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "safetensors" in lines[0]
