@@ -14,16 +14,22 @@ EXIT_SOME_FILES_FAILED = 2
 def command_predict(arguments: argparse.Namespace) -> int:
     """Class probabilities for each file; bad files get a one-line error and a non-zero exit."""
     # Imported here so that `python -m core dataset|audit` do not pay for the model zoo.
-    from core.imaging import ImageReadError
+    from core.explain import CAM_METHODS
+    from core.imaging import ImageReadError, read_image
     from core.inference import Predictor
 
+    if arguments.cam not in CAM_METHODS:
+        raise ValueError(f"--cam must be one of: {', '.join(CAM_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
     results: list[dict[str, Any]] = []
     for file in arguments.files:
         entry: dict[str, Any] = {"file": file, "predicted": None, "probabilities": None}
         entry.update(cam_path=None, error=None, warnings=[])
         try:
-            prediction = predictor.predict_file(Path(file))
+            pixels = read_image(Path(file)).pixels
+            prediction = predictor.predict(pixels, source=file)
+            if arguments.cam_out:
+                entry["cam_path"] = str(_save_overlay(predictor, pixels, file, arguments))
         except ImageReadError as error:
             entry["error"] = error.reason
             print(f"error: {error}", file=sys.stderr)
@@ -41,10 +47,30 @@ def command_predict(arguments: argparse.Namespace) -> int:
     return EXIT_SOME_FILES_FAILED if any(entry["error"] for entry in results) else 0
 
 
+def _save_overlay(predictor: Any, pixels: Any, file: str, arguments: argparse.Namespace) -> Path:
+    """Write the CAM overlay of one image as a PNG of the input's size; return its path."""
+    import cv2
+
+    from core.explain import overlay
+    from core.storage import write_bytes_atomic
+
+    explanation = predictor.explain(pixels, method=arguments.cam)
+    rgb = overlay(pixels, explanation.cam)
+    encoded, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not encoded:
+        raise OSError("could not encode the overlay as PNG")
+    out = Path(arguments.cam_out) / f"{Path(file).stem}_{arguments.cam}.png"
+    write_bytes_atomic(out, data.tobytes())
+    return out
+
+
 def add_inference_commands(commands: argparse._SubParsersAction) -> None:
     """Register `predict` on the CLI's subcommand parser."""
     predict = commands.add_parser("predict", help="classify image files with a trained run")
     predict.add_argument("run", metavar="RUN_ID_OR_DIR")
     predict.add_argument("files", metavar="FILE", nargs="+")
+    predict.add_argument("--cam", default="gradcam", help="gradcam (default), gradcam++, "
+                         "hirescam, layercam or eigencam")  # fmt: skip
+    predict.add_argument("--cam-out", metavar="DIR", help="write a CAM overlay PNG per file here")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.set_defaults(handler=command_predict)

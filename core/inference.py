@@ -16,6 +16,7 @@ import torch
 
 from core import models, runs
 from core.config import ModelConfig, Preprocessing, from_dict
+from core.explain import Explanation, activation_map, resize_map
 from core.imaging import ImageReadError, read_image
 from core.transforms import prepare_images
 
@@ -62,6 +63,8 @@ class Predictor:
         model_config = from_dict(ModelConfig, info.config["model"])
         model, _ = models.build_model(model_config, state_dict=runs.load_weights(info))
         model.eval()
+        # Grad-CAM needs gradients at the target layer, also for layers frozen in training.
+        model.requires_grad_(True)
         return cls(
             run_id=info.run_id,
             classes=tuple(info.config["classes"]),
@@ -90,6 +93,24 @@ class Predictor:
                 f"the model is unsure: top class below {UNSURE_BELOW:.0%}; do not rely on it"
             )
         return Prediction(source, probabilities, tuple(warnings))
+
+    def explain(
+        self, image: np.ndarray, *, method: str = "gradcam", target_class: int | None = None
+    ) -> Explanation:
+        """A CAM of `image` (at its own size) for the predicted class or a chosen one."""
+        if target_class is None:
+            target_class = int(self.probabilities([image])[0].argmax())
+        if not 0 <= target_class < len(self.classes):
+            raise ValueError(
+                f"target class {target_class} is not one of 0..{len(self.classes) - 1}"
+            )
+        x = prepare_images([image], self.preprocessing)
+        with self.lock:
+            cam = activation_map(
+                self.model, models.cam_layer(self.model, self.spec), x,
+                method=method, target_class=target_class,
+            )  # fmt: skip
+        return Explanation(method, target_class, resize_map(cam, *image.shape[:2]))
 
     def predict_file(self, path: Path) -> Prediction:
         """Read a file through the safe reader and predict it (ImageReadError when unreadable)."""

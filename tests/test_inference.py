@@ -99,3 +99,20 @@ def test_a_run_without_weights_is_refused_in_one_line(trained_run: str, tmp_path
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "safetensors" in lines[0]
+
+
+def test_cli_cam_out_writes_an_overlay_of_the_input_size(
+    trained_run: str, demo_files: list[Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    result = run_cli("predict", trained_run, str(demo_files[1]), "--cam", "gradcam++",
+                     "--cam-out", str(tmp_path / "cams"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)
+    overlay_file = Path(entry["cam_path"])
+    assert overlay_file.is_file() and overlay_file.parent == tmp_path / "cams"
+    with Image.open(overlay_file) as drawn, Image.open(demo_files[1]) as original:
+        assert drawn.size == original.size and drawn.mode == "RGB"
+    refused = run_cli("predict", trained_run, str(demo_files[1]), "--cam", "magic")
+    assert refused.returncode == 2 and "--cam must be one of" in refused.stderr
