@@ -75,6 +75,9 @@ def show_live_job(run_id: str) -> None:
             columns[2].metric("Best epoch", f"{result.best_epoch} of {result.epochs}")
             columns[3].metric("Training time", format_seconds(result.train_seconds))
             st.caption(f"Weights: {result.weights_source}. Run folder: `{result.run_dir}`")
+            st.page_link(
+                "app_pages/classify.py", label="Classify scans with it", icon=":material/neurology:"
+            )
         if first.active and not snapshot.active:
             st.rerun()  # a full rerun stops this fragment's timer
 

@@ -49,11 +49,12 @@ def test_dataset_page_overview_gallery_and_statistics(app: AppTest) -> None:
     assert len(open_buttons) == 24
     app.selectbox(key="gallery_class").select("pituitary").run()
     assert not app.exception
-    assert all(image_caption == "pituitary" for image_caption in _image_captions(app))
+    captions = _image_captions(app)
+    assert len(captions) == 24 and set(captions) == {"pituitary"}
 
 
 def _image_captions(app: AppTest) -> list[str]:
-    return [element.proto.imgs[0].caption for element in app.get("imgs")]
+    return [element.proto.imgs[0].caption for element in app.get("image")]
 
 
 def test_audit_finds_the_planted_leaks_and_reacts_to_the_threshold(
@@ -178,3 +179,40 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     app.selectbox(key="train_model").select("resnet18").run()
     assert app.checkbox(key="train_pretrained_resnet18").value is False  # no weights here
     assert any("not available on this machine" in info.value for info in app.info)
+
+
+def test_classify_page_with_good_bad_and_dicom_uploads(
+    app: AppTest, demo_dataset_dir: Path
+) -> None:
+    from pydicom.data import get_testdata_file
+
+    from core.trainer import fit
+    from tests.test_training import tiny_request
+
+    fit(tiny_request(demo_dataset_dir, epochs=1))
+    png = sorted((demo_dataset_dir / "Testing" / "pituitary").glob("*.png"))[0]
+    app.run()
+    app.switch_page("app_pages/classify.py").run()
+    assert not app.exception
+    uploads = [
+        ("slice.png", png.read_bytes(), "image/png"),
+        ("notes.png", b"this is text, not a picture", "image/png"),
+        ("mr.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes(), "application/dicom"),
+    ]
+    app.get("file_uploader")[0].set_value(uploads).run()
+    assert not app.exception
+    assert any("could not be read" in error.value for error in app.error)
+    problems = app.dataframe[0].value
+    assert list(problems["file"]) == ["notes.png"]
+    results = app.dataframe[1].value
+    assert list(results["file"]) == ["slice.png", "mr.dcm"]
+    assert (
+        results[["glioma", "meningioma", "notumor", "pituitary"]].sum(axis=1).round(4).eq(1).all()
+    )
+    assert {metric.label for metric in app.metric} == {"Predicted class"}
+    app.selectbox(key="classify_image").select("mr.dcm").run()
+    app.selectbox(key="classify_cam").select("eigencam").run()
+    app.selectbox(key="classify_target").select("notumor").run()
+    assert not app.exception
+    captions = [element.proto.imgs[0].caption for element in app.get("image")]
+    assert any("eigencam" in caption and "notumor" in caption for caption in captions), captions

@@ -1,0 +1,100 @@
+"""Classify: upload scans, get class probabilities and a CAM overlay of where the model looked."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.explain import CAM_METHODS, overlay
+from core.imaging import SUPPORTED_EXTENSIONS, ImageReadError, read_image
+from core.ui.classify import best_run_index, load_predictor, usable_runs
+
+st.title("Classify")
+st.caption("A research and teaching tool, not a medical device: predictions are not diagnoses.")
+
+candidates = usable_runs()
+if not candidates:
+    st.info("No trained run yet: train a model on the Train page first.")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+run = st.selectbox(
+    "Model (run)",
+    candidates,
+    index=best_run_index(candidates),
+    format_func=lambda info: info.label,
+    key="classify_run",
+)
+predictor = load_predictor(run.run_id)
+uploads = st.file_uploader(
+    "MRI slices (JPEG, PNG, BMP, TIFF or DICOM)",
+    type=sorted(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS),
+    accept_multiple_files=True,
+    key="classify_uploads",
+)
+if not uploads:
+    st.stop()
+
+images, problems = {}, []
+for upload in uploads:
+    try:
+        images[upload.name] = read_image(upload.getvalue(), name=upload.name).pixels
+    except ImageReadError as error:
+        problems.append({"file": upload.name, "problem": error.reason})
+if problems:
+    st.error(f"{len(problems)} file(s) could not be read; the others are classified below.")
+    st.dataframe(pd.DataFrame(problems), hide_index=True, width="stretch")
+if not images:
+    st.stop()
+
+predictions = {name: predictor.predict(pixels, source=name) for name, pixels in images.items()}
+if len(predictions) > 1:
+    table = pd.DataFrame(
+        [
+            {"file": name, "predicted": p.predicted, "confidence": p.confidence, **p.probabilities}
+            for name, p in predictions.items()
+        ]
+    )
+    st.subheader(f"{len(predictions)} images")
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button(
+        "Download the results (CSV)",
+        table.to_csv(index=False),
+        file_name="predictions.csv",
+        mime="text/csv",
+        key="classify_download",
+    )
+chosen = st.selectbox("Image", list(predictions), key="classify_image")
+prediction, pixels = predictions[chosen], images[chosen]
+
+left, right = st.columns([3, 2])
+with right:
+    st.metric("Predicted class", prediction.predicted, f"{prediction.confidence:.1%}")
+    for warning in prediction.warnings:
+        st.warning(warning)
+    chart = px.bar(
+        x=list(prediction.probabilities.values()),
+        y=list(prediction.probabilities),
+        orientation="h",
+        range_x=[0, 1],
+        labels={"x": "probability", "y": "class"},
+    )
+    chart.update_layout(height=240, margin={"t": 10, "b": 10})
+    st.plotly_chart(chart, width="stretch")
+    method = st.selectbox("Explanation method", list(CAM_METHODS), key="classify_cam")
+    target = st.selectbox(
+        "Explain the class",
+        ["predicted", *predictor.classes],
+        key="classify_target",
+    )
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="classify_opacity")
+with left:
+    target_class = None if target == "predicted" else predictor.classes.index(target)
+    explanation = predictor.explain(pixels, method=method, target_class=target_class)
+    shown = predictor.classes[explanation.target_class]
+    image_column, overlay_column = st.columns(2)
+    image_column.image(pixels, caption=chosen, width="stretch")
+    overlay_column.image(
+        overlay(pixels, explanation.cam, opacity),
+        caption=f"{method}: where the model looked for '{shown}'",
+        width="stretch",
+    )
