@@ -68,7 +68,8 @@ prediction, pixels = predictions[chosen], images[chosen]
 
 left, right = st.columns([3, 2])
 with right:
-    st.metric("Predicted class", prediction.predicted, f"{prediction.confidence:.1%}")
+    st.metric("Predicted class", prediction.predicted)
+    st.caption(f"probability {prediction.confidence:.1%} (run `{run.run_id}`)")
     for warning in prediction.warnings:
         st.warning(warning)
     chart = px.bar(

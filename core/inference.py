@@ -17,6 +17,7 @@ import torch
 from core import models, runs
 from core.config import ModelConfig, Preprocessing, from_dict
 from core.explain import Explanation, activation_map, resize_map
+from core.familiarity import unfamiliar_reasons
 from core.imaging import ImageReadError, read_image
 from core.transforms import prepare_images
 
@@ -51,6 +52,7 @@ class Predictor:
     preprocessing: Preprocessing
     model: torch.nn.Module
     spec: models.ModelSpec
+    input_ranges: dict[str, list[float]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -71,6 +73,7 @@ class Predictor:
             preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
             model=model,
             spec=models.get_spec(model_config.name),
+            input_ranges=info.config.get("input_ranges"),
         )
 
     @torch.no_grad()
@@ -87,7 +90,10 @@ class Predictor:
         probabilities = {
             label: float(value) for label, value in zip(self.classes, row, strict=True)
         }
-        warnings = []
+        warnings = [
+            f"looks unlike the training images: {reason}"
+            for reason in unfamiliar_reasons(image, self.input_ranges)
+        ]
         if max(probabilities.values()) < UNSURE_BELOW:
             warnings.append(
                 f"the model is unsure: top class below {UNSURE_BELOW:.0%}; do not rely on it"

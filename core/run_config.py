@@ -19,6 +19,7 @@ from core import models
 from core.config import ModelConfig, Preprocessing
 from core.device import detect_device
 from core.engine import StepSettings
+from core.familiarity import training_ranges
 from core.training_data import TrainingData
 from core.transforms import make_preprocessing
 
@@ -100,6 +101,10 @@ def build_run_config(
             config_module.to_dict(weights_source) if weights_source else {"kind": "random-init"}
         ),
         "parameters": {"total": total, "trainable": trainable},
+        # What the training inputs look like, so inference can warn about unfamiliar ones.
+        "input_ranges": training_ranges(
+            data.subset("train")[0][:: max(1, len(data.train_positions) // 2000)].numpy()
+        ),
         "device": {
             "kind": settings.device.type,
             "name": detect_device().describe(),
