@@ -11,6 +11,29 @@ from typing import Any
 EXIT_SOME_FILES_FAILED = 2
 
 
+def expand_folders(names: list[str]) -> list[str]:
+    """Files as given; a folder becomes the image files below it (sorted, hidden ones skipped)."""
+    from core.imaging import SUPPORTED_EXTENSIONS
+
+    expanded: list[str] = []
+    for name in names:
+        folder = Path(name)
+        if not folder.is_dir():
+            expanded.append(name)
+            continue
+        found = sorted(
+            str(path)
+            for path in folder.rglob("*")
+            if path.is_file()
+            and path.suffix.lower() in SUPPORTED_EXTENSIONS
+            and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        )
+        if not found:
+            raise ValueError(f"{name}: no image files in this folder")
+        expanded.extend(found)
+    return expanded
+
+
 def command_predict(arguments: argparse.Namespace) -> int:
     """Class probabilities for each file; bad files get a one-line error and a non-zero exit."""
     # Imported here so that `python -m core dataset|audit` do not pay for the model zoo.
@@ -22,7 +45,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
         raise ValueError(f"--cam must be one of: {', '.join(CAM_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
     results: list[dict[str, Any]] = []
-    for file in arguments.files:
+    for file in expand_folders(arguments.files):
         entry: dict[str, Any] = {"file": file, "predicted": None, "probabilities": None}
         entry.update(cam_path=None, error=None, warnings=[])
         try:
@@ -68,7 +91,7 @@ def add_inference_commands(commands: argparse._SubParsersAction) -> None:
     """Register `predict` on the CLI's subcommand parser."""
     predict = commands.add_parser("predict", help="classify image files with a trained run")
     predict.add_argument("run", metavar="RUN_ID_OR_DIR")
-    predict.add_argument("files", metavar="FILE", nargs="+")
+    predict.add_argument("files", metavar="FILE", nargs="+", help="image files or folders")
     predict.add_argument("--cam", default="gradcam", help="gradcam (default), gradcam++, "
                          "hirescam, layercam or eigencam")  # fmt: skip
     predict.add_argument("--cam-out", metavar="DIR", help="write a CAM overlay PNG per file here")

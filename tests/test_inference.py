@@ -116,3 +116,15 @@ def test_cli_cam_out_writes_an_overlay_of_the_input_size(
         assert drawn.size == original.size and drawn.mode == "RGB"
     refused = run_cli("predict", trained_run, str(demo_files[1]), "--cam", "magic")
     assert refused.returncode == 2 and "--cam must be one of" in refused.stderr
+
+
+def test_cli_predicts_every_image_in_a_folder(trained_run: str, demo_dataset_dir: Path) -> None:
+    folder = demo_dataset_dir / "Testing" / "notumor"
+    result = run_cli("predict", trained_run, str(folder), "--json")
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)
+    expected = sorted(
+        str(path) for path in folder.iterdir() if path.suffix.lower() in {".png", ".jpg"}
+    )
+    assert [entry["file"] for entry in entries] == expected
+    assert all(entry["error"] is None for entry in entries)

@@ -49,12 +49,14 @@ def test_dataset_page_overview_gallery_and_statistics(app: AppTest) -> None:
     assert len(open_buttons) == 24
     app.selectbox(key="gallery_class").select("pituitary").run()
     assert not app.exception
-    captions = _image_captions(app)
+    captions = _image_captions(app, tab=1)  # the gallery tab
     assert len(captions) == 24 and set(captions) == {"pituitary"}
 
 
-def _image_captions(app: AppTest) -> list[str]:
-    return [element.proto.imgs[0].caption for element in app.get("image")]
+def _image_captions(app: AppTest, tab: int | None = None) -> list[str]:
+    """Captions of the images on the page, or in one tab of it."""
+    where = app if tab is None else app.tabs[tab]
+    return [element.proto.imgs[0].caption for element in where.get("image")]
 
 
 def test_audit_finds_the_planted_leaks_and_reacts_to_the_threshold(
