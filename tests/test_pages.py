@@ -218,3 +218,28 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
     assert not app.exception
     captions = [element.proto.imgs[0].caption for element in app.get("image")]
     assert any("eigencam" in caption and "notumor" in caption for caption in captions), captions
+
+
+def test_classify_page_rejects_empty_and_bomb_uploads_without_crashing(
+    app: AppTest, demo_dataset_dir: Path
+) -> None:
+    from core.trainer import fit
+    from tests.test_imaging import _bomb_png
+    from tests.test_training import tiny_request
+
+    fit(tiny_request(demo_dataset_dir, epochs=1))
+    bomb = _bomb_png(40_000, 40_000)  # a tiny PNG declaring 1.6 billion pixels
+    png = sorted((demo_dataset_dir / "Testing" / "glioma").glob("*.png"))[0]
+    app.run()
+    app.switch_page("app_pages/classify.py").run()
+    uploads = [
+        ("empty.jpg", b"", "image/jpeg"),
+        ("bomb.png", bomb, "image/png"),
+        ("fine.png", png.read_bytes(), "image/png"),
+    ]
+    app.get("file_uploader")[0].set_value(uploads).run()
+    assert not app.exception
+    problems = app.dataframe[0].value.set_index("file")["problem"]
+    assert "empty" in problems["empty.jpg"]
+    assert "pixels" in problems["bomb.png"] or "large" in problems["bomb.png"]
+    assert {metric.label for metric in app.metric} == {"Predicted class"}
