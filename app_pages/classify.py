@@ -89,7 +89,9 @@ with right:
     )
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="classify_opacity")
 with left:
-    target_class = None if target == "predicted" else predictor.classes.index(target)
+    # The prediction above already knows its class: no second forward pass to find it.
+    shown_class = prediction.predicted if target == "predicted" else target
+    target_class = predictor.classes.index(shown_class)
     explanation = predictor.explain(pixels, method=method, target_class=target_class)
     shown = predictor.classes[explanation.target_class]
     image_column, overlay_column = st.columns(2)

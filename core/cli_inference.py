@@ -52,7 +52,8 @@ def command_predict(arguments: argparse.Namespace) -> int:
             pixels = read_image(Path(file)).pixels
             prediction = predictor.predict(pixels, source=file)
             if arguments.cam_out:
-                entry["cam_path"] = str(_save_overlay(predictor, pixels, file, arguments))
+                target = predictor.classes.index(prediction.predicted)
+                entry["cam_path"] = str(_save_overlay(predictor, pixels, target, file, arguments))
         except ImageReadError as error:
             entry["error"] = error.reason
             print(f"error: {error}", file=sys.stderr)
@@ -70,14 +71,16 @@ def command_predict(arguments: argparse.Namespace) -> int:
     return EXIT_SOME_FILES_FAILED if any(entry["error"] for entry in results) else 0
 
 
-def _save_overlay(predictor: Any, pixels: Any, file: str, arguments: argparse.Namespace) -> Path:
+def _save_overlay(
+    predictor: Any, pixels: Any, target: int, file: str, arguments: argparse.Namespace
+) -> Path:
     """Write the CAM overlay of one image as a PNG of the input's size; return its path."""
     import cv2
 
     from core.explain import overlay
     from core.storage import write_bytes_atomic
 
-    explanation = predictor.explain(pixels, method=arguments.cam)
+    explanation = predictor.explain(pixels, method=arguments.cam, target_class=target)
     rgb = overlay(pixels, explanation.cam)
     encoded, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not encoded:
