@@ -11,6 +11,7 @@ from core.ui.datasets import (
     choose_dataset_dir,
     current_dataset,
     dataset_images,
+    intensity_histograms,
     reset_dataset_choice,
     selected_dataset_dir,
 )
@@ -112,9 +113,7 @@ with statistics_tab:
     st.markdown("**Mean intensity per image**")
     st.plotly_chart(charts.intensity_box_chart(dataset.frame), width="stretch")
     st.markdown("**Pixel intensity distribution per class** (300 images per class, 128 px)")
-    histograms = stats.class_intensity_histograms(
-        dataset_images(dataset, THUMBNAIL_SIZE), dataset.frame["label"].to_numpy(), dataset.classes
-    )
+    histograms = intensity_histograms(dataset, THUMBNAIL_SIZE)
     st.plotly_chart(charts.intensity_histogram_chart(histograms), width="stretch")
 
 

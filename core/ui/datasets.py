@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from core import audit, data
+from core.stats import class_intensity_histograms
 from core.ui.memo import shared_memo
 from core.ui.progress import progress_bar
 
@@ -103,6 +104,16 @@ def dataset_images(dataset: data.Dataset, size: int) -> np.ndarray:
             return load_images(dataset, size, progress=report)
 
     return shared_memo().get(("images", dataset.fingerprint, size), compute)
+
+
+def intensity_histograms(dataset: data.Dataset, size: int) -> dict[str, np.ndarray]:
+    """Per-class pixel histograms, computed once per dataset content (every rerun shows them)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        labels = dataset.frame["label"].to_numpy()
+        return class_intensity_histograms(dataset_images(dataset, size), labels, dataset.classes)
+
+    return shared_memo().get(("histograms", dataset.fingerprint, size), compute)
 
 
 def audit_candidates(dataset: data.Dataset) -> audit.AuditCandidates:
