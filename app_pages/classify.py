@@ -4,9 +4,15 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.explain import CAM_METHODS, overlay
-from core.imaging import SUPPORTED_EXTENSIONS, ImageReadError, read_image
-from core.ui.classify import best_run_index, load_predictor, usable_runs
+from core.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay
+from core.imaging import SUPPORTED_EXTENSIONS
+from core.ui.classify import (
+    best_run_index,
+    decode_uploads,
+    load_predictor,
+    predict_slices,
+    usable_runs,
+)
 
 st.title("Classify")
 st.caption("A research and teaching tool, not a medical device: predictions are not diagnoses.")
@@ -34,19 +40,14 @@ uploads = st.file_uploader(
 if not uploads:
     st.stop()
 
-images, problems = {}, []
-for upload in uploads:
-    try:
-        images[upload.name] = read_image(upload.getvalue(), name=upload.name).pixels
-    except ImageReadError as error:
-        problems.append({"file": upload.name, "problem": error.reason})
+images, problems = decode_uploads(uploads)
 if problems:
     st.error(f"{len(problems)} file(s) could not be read; the others are classified below.")
     st.dataframe(pd.DataFrame(problems), hide_index=True, width="stretch")
 if not images:
     st.stop()
 
-predictions = {name: predictor.predict(pixels, source=name) for name, pixels in images.items()}
+predictions = predict_slices(predictor, images)
 if len(predictions) > 1:
     table = pd.DataFrame(
         [
@@ -81,7 +82,12 @@ with right:
     )
     chart.update_layout(height=240, margin={"t": 10, "b": 10})
     st.plotly_chart(chart, width="stretch")
-    method = st.selectbox("Explanation method", list(CAM_METHODS), key="classify_cam")
+    method = st.selectbox(
+        "Explanation method",
+        list(CAM_METHODS),
+        index=list(CAM_METHODS).index(DEFAULT_CAM_METHOD),
+        key="classify_cam",
+    )
     target = st.selectbox(
         "Explain the class",
         ["predicted", *predictor.classes],
@@ -100,4 +106,8 @@ with left:
         overlay(pixels, explanation.cam, opacity),
         caption=f"{method}: where the model looked for '{shown}'",
         width="stretch",
+    )
+    st.caption(
+        "The map is a coarse grid stretched over the image: it shows the region that drove the "
+        "score, never a tumour boundary, and may include context such as the ventricles."
     )

@@ -37,42 +37,63 @@ def expand_folders(names: list[str]) -> list[str]:
 def command_predict(arguments: argparse.Namespace) -> int:
     """Class probabilities for each file; bad files get a one-line error and a non-zero exit."""
     # Imported here so that `python -m core dataset|audit` do not pay for the model zoo.
-    from core.explain import CAM_METHODS
-    from core.imaging import ImageReadError, read_image
+    from core.explain import CAM_METHODS, DEFAULT_CAM_METHOD
+    from core.imaging import ImageReadError, read_slices
     from core.inference import Predictor
 
+    arguments.cam = arguments.cam or DEFAULT_CAM_METHOD
     if arguments.cam not in CAM_METHODS:
         raise ValueError(f"--cam must be one of: {', '.join(CAM_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
-        entry: dict[str, Any] = {"file": file, "predicted": None, "probabilities": None}
-        entry.update(cam_path=None, error=None, warnings=[])
         try:
-            pixels = read_image(Path(file)).pixels
-            prediction = predictor.predict(pixels, source=file)
-            if arguments.cam_out:
-                target = predictor.classes.index(prediction.predicted)
-                entry["cam_path"] = str(_save_overlay(predictor, pixels, target, file, arguments))
+            slices = read_slices(Path(file), name=file)
         except ImageReadError as error:
-            entry["error"] = error.reason
             print(f"error: {error}", file=sys.stderr)
-        else:
-            entry.update(predicted=prediction.predicted, probabilities=prediction.probabilities)
-            entry["warnings"] = list(prediction.warnings)
-            if not arguments.json:
-                listed = ", ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
-                print(f"{file}: {prediction.predicted} ({prediction.confidence:.1%}) | {listed}")
-                for warning in prediction.warnings:
-                    print(f"  warning: {warning}")
-        results.append(entry)
+            results.append(_entry(file, None, error=error.reason))
+            continue
+        for index, (label, pixels) in enumerate(slices):
+            # Each frame of a multi-frame DICOM (or TIFF) is a slice of its own.
+            frame = index + 1 if len(slices) > 1 else None
+            results.append(_predict_slice(predictor, file, frame, label, pixels, arguments))
     if arguments.json:
         print(json.dumps(results, indent=2))
     return EXIT_SOME_FILES_FAILED if any(entry["error"] for entry in results) else 0
 
 
+def _predict_slice(
+    predictor: Any,
+    file: str,
+    frame: int | None,
+    label: str,
+    pixels: Any,
+    arguments: argparse.Namespace,
+) -> dict[str, Any]:
+    """Predict one slice, write its overlay when asked, print it unless --json."""
+    prediction = predictor.predict(pixels, source=label)
+    entry = _entry(file, frame, predicted=prediction.predicted)
+    entry.update(probabilities=prediction.probabilities, warnings=list(prediction.warnings))
+    if arguments.cam_out:
+        target = predictor.classes.index(prediction.predicted)
+        out_name = Path(file).stem + (f"_frame{frame}" if frame else "")
+        entry["cam_path"] = str(_save_overlay(predictor, pixels, target, out_name, arguments))
+    if not arguments.json:
+        listed = ", ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
+        print(f"{label}: {prediction.predicted} ({prediction.confidence:.1%}) | {listed}")
+        for warning in prediction.warnings:
+            print(f"  warning: {warning}")
+    return entry
+
+
+def _entry(file: str, frame: int | None, **values: Any) -> dict[str, Any]:
+    """One object of `predict --json`: every key present, null where it does not apply."""
+    empty = {"predicted": None, "probabilities": None, "cam_path": None, "error": None}
+    return {"file": file, "frame": frame, **empty, "warnings": [], **values}
+
+
 def _save_overlay(
-    predictor: Any, pixels: Any, target: int, file: str, arguments: argparse.Namespace
+    predictor: Any, pixels: Any, target: int, out_name: str, arguments: argparse.Namespace
 ) -> Path:
     """Write the CAM overlay of one image as a PNG of the input's size; return its path."""
     import cv2
@@ -85,7 +106,7 @@ def _save_overlay(
     encoded, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not encoded:
         raise OSError("could not encode the overlay as PNG")
-    out = Path(arguments.cam_out) / f"{Path(file).stem}_{arguments.cam}.png"
+    out = Path(arguments.cam_out) / f"{out_name}_{arguments.cam}.png"
     write_bytes_atomic(out, data.tobytes())
     return out
 
@@ -95,8 +116,8 @@ def add_inference_commands(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify image files with a trained run")
     predict.add_argument("run", metavar="RUN_ID_OR_DIR")
     predict.add_argument("files", metavar="FILE", nargs="+", help="image files or folders")
-    predict.add_argument("--cam", default="gradcam", help="gradcam (default), gradcam++, "
-                         "hirescam, layercam or eigencam")  # fmt: skip
+    predict.add_argument("--cam", help="CAM method: layercam (default), gradcam, gradcam++, "
+                         "hirescam or eigencam")  # fmt: skip
     predict.add_argument("--cam-out", metavar="DIR", help="write a CAM overlay PNG per file here")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.set_defaults(handler=command_predict)

@@ -97,6 +97,25 @@ def read_frames(
     return _decode(data, label, max_pixels, None)
 
 
+def read_slices(
+    source: str | os.PathLike[str] | bytes, *, name: str | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """Every frame of a file as a named slice to classify: a multi-frame DICOM is a stack."""
+    frames = read_frames(source, name=name)
+    if name is None:
+        name = "upload" if isinstance(source, bytes) else os.fsdecode(os.fspath(source))
+    if len(frames) == 1:
+        return [(name, frames[0].pixels)]
+    return [
+        (slice_label(name, index, len(frames)), frame.pixels) for index, frame in enumerate(frames)
+    ]
+
+
+def slice_label(name: str, index: int, count: int) -> str:
+    """How one frame of a multi-frame file is named in tables and JSON: 'scan.dcm [3/20]'."""
+    return f"{name} [{index + 1}/{count}]"
+
+
 def to_grayscale(pixels: np.ndarray) -> np.ndarray:
     """Return uint8 (H, W) luminance; RGB uses Pillow's ITU-R 601 "L" weights, gray passes."""
     arr = np.asarray(pixels)

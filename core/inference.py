@@ -16,7 +16,7 @@ import torch
 
 from core import models, runs
 from core.config import ModelConfig, Preprocessing, from_dict
-from core.explain import Explanation, activation_map, resize_map
+from core.explain import DEFAULT_CAM_METHOD, Explanation, activation_map, resize_map
 from core.familiarity import unfamiliar_reasons
 from core.imaging import ImageReadError, read_image
 from core.transforms import prepare_images
@@ -101,7 +101,11 @@ class Predictor:
         return Prediction(source, probabilities, tuple(warnings))
 
     def explain(
-        self, image: np.ndarray, *, method: str = "gradcam", target_class: int | None = None
+        self,
+        image: np.ndarray,
+        *,
+        method: str = DEFAULT_CAM_METHOD,
+        target_class: int | None = None,
     ) -> Explanation:
         """A CAM of `image` (at its own size) for the predicted class or a chosen one."""
         if target_class is None:

@@ -34,7 +34,10 @@ class ModelSpec:
     default_image_size: int
     default_channels: int
     supports_pretrained: bool
-    cam_layer: str  # dotted module path Grad-CAM hooks (the last convolution stage)
+    # Dotted module path the CAM hooks; a negative part counts from the end of a Sequential.
+    # Always the stride-16 stage: on real MRI the stride-32 maps (4x4 at 128 px) were blobs in
+    # the middle or the corners, while LayerCAM at stride 16 followed the lesion far more often.
+    cam_layer: str
     builder: Builder
     stages: Stages  # model -> [blocks..., tail]; running them in order is model(x)
     head: str = "classifier"  # top-level module replaced for num_classes; always trainable
@@ -102,13 +105,11 @@ def _separable(channels: int) -> list[nn.Module]:
     return depthwise + _conv_bn_relu(channels, channels, size=1)
 
 
-# The output of `features` is the last conv block's: the layer Grad-CAM wants.
 _CUSTOM: dict[str, Any] = {
     "family": "custom",
     "default_image_size": 128,
     "default_channels": 1,
     "supports_pretrained": False,
-    "cam_layer": "features",
     "stages": _custom_stages,
 }
 
@@ -117,6 +118,7 @@ _CUSTOM: dict[str, Any] = {
     "cnn_classic",
     description="The classic tutorial CNN for this dataset: blocks of two 3x3 convolutions and "
     "max-pooling, then a 256-unit dense layer. Simple and readable, but slow on a CPU.",
+    cam_layer="features",  # four max-pools: the last block is already at stride 16
     **_CUSTOM,
 )
 def cnn_classic(config: ModelConfig) -> nn.Module:
@@ -143,6 +145,7 @@ def cnn_classic(config: ModelConfig) -> nn.Module:
     "cnn_fast",
     description="A compact modern CNN (strided convolutions, batch norm, depthwise-separable "
     "layers, global pooling) designed to train quickly on a laptop CPU.",
+    cam_layer="features.-2",  # strided stem + four stages: the one before last is stride 16
     **_CUSTOM,
 )
 def cnn_fast(config: ModelConfig) -> nn.Module:
@@ -220,21 +223,21 @@ def _torchvision_model(config: ModelConfig) -> nn.Module:
 
 
 _TRANSFER = [  # name, default size, cam layer, stages, head, description
-    ("mobilenet_v2", 160, "features.18", _features_stages, "classifier",
+    ("mobilenet_v2", 160, "features.13", _features_stages, "classifier",
      "MobileNetV2 (2.2 M parameters), ImageNet-pretrained: the fastest transfer model on a "
      "CPU, and the one whose weights ship with the workbench."),
-    ("mobilenet_v3_small", 160, "features.12", _features_stages, "classifier",
+    ("mobilenet_v3_small", 160, "features.8", _features_stages, "classifier",
      "MobileNetV3-Small (1.5 M), ImageNet-pretrained: the lightest backbone, for quick tries."),
-    ("mobilenet_v3_large", 160, "features.16", _features_stages, "classifier",
+    ("mobilenet_v3_large", 160, "features.12", _features_stages, "classifier",
      "MobileNetV3-Large (4.2 M), ImageNet-pretrained: more accurate than V2 at a similar cost."),
-    ("resnet18", 224, "layer4", _resnet_stages, "fc",
+    ("resnet18", 224, "layer3", _resnet_stages, "fc",
      "ResNet-18 (11.2 M), ImageNet-pretrained: a robust classic baseline; best with a GPU."),
-    ("resnet50", 224, "layer4", _resnet_stages, "fc",
+    ("resnet50", 224, "layer3", _resnet_stages, "fc",
      "ResNet-50 (23.5 M), ImageNet-pretrained: strong but slow on a CPU; use a GPU."),
-    ("efficientnet_b0", 224, "features.8", _features_stages, "classifier",
+    ("efficientnet_b0", 224, "features.5", _features_stages, "classifier",
      "EfficientNet-B0 (4.0 M), ImageNet-pretrained: accurate per FLOP, slower than MobileNet "
      "to train on a CPU."),
-    ("densenet121", 224, "features.denseblock4", _densenet_stages, "classifier",
+    ("densenet121", 224, "features.denseblock3", _densenet_stages, "classifier",
      "DenseNet-121 (7.0 M), ImageNet-pretrained: popular in medical imaging; slow on a CPU."),
 ]  # fmt: skip
 for _name, _size, _cam, _stages, _head, _description in _TRANSFER:
@@ -315,8 +318,12 @@ def frozen_prefix(model: nn.Module, spec: ModelSpec, policy: str) -> nn.Module |
 
 
 def cam_layer(model: nn.Module, spec: ModelSpec) -> nn.Module:
-    """The module Grad-CAM should hook: the last convolution stage."""
-    return model.get_submodule(spec.cam_layer)
+    """The module the CAM hooks (the registry's stride-16 stage)."""
+    module = model
+    for part in spec.cam_layer.split("."):
+        # A negative index follows the model's configured depth (features.-2 of any depth).
+        module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
+    return module
 
 
 def build_model(

@@ -26,6 +26,7 @@ from core.imaging import (
     ImageReadError,
     read_frames,
     read_image,
+    read_slices,
     rescale_to_uint8,
     to_grayscale,
 )
@@ -75,6 +76,27 @@ def _dicom_file(name: str) -> str:
 
 def _mr_small() -> pydicom.Dataset:
     return pydicom.dcmread(_dicom_file("MR_small.dcm"))
+
+
+def multiframe_dicom(frames: int = 3) -> bytes:
+    """MR_small as a stack: frame i is the slice shifted right by 8*i pixels (each one differs)."""
+    ds = _mr_small()
+    pixels = ds.pixel_array
+    stack = np.stack([np.roll(pixels, 8 * index, axis=1) for index in range(frames)])
+    ds.NumberOfFrames = frames
+    ds.PixelData = stack.astype(pixels.dtype).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_multiframe_dicom_is_read_as_named_slices() -> None:
+    slices = read_slices(multiframe_dicom(3), name="stack.dcm")
+    assert [name for name, _ in slices] == ["stack.dcm [1/3]", "stack.dcm [2/3]", "stack.dcm [3/3]"]
+    assert not np.array_equal(slices[0][1], slices[1][1])
+    assert all(pixels.shape == (64, 64) and pixels.dtype == np.uint8 for _, pixels in slices)
+    (single,) = read_slices(Path(_dicom_file("MR_small.dcm")).read_bytes(), name="mr.dcm")
+    assert single[0] == "mr.dcm"
 
 
 def _save_dicom(ds: pydicom.Dataset, path: Path) -> Path:

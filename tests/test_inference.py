@@ -118,6 +118,26 @@ def test_cli_cam_out_writes_an_overlay_of_the_input_size(
     assert refused.returncode == 2 and "--cam must be one of" in refused.stderr
 
 
+def test_cli_predicts_every_frame_of_a_multiframe_dicom(trained_run: str, tmp_path: Path) -> None:
+    from tests.test_imaging import multiframe_dicom
+
+    stack = tmp_path / "stack.dcm"
+    stack.write_bytes(multiframe_dicom(3))
+    result = run_cli("predict", trained_run, str(stack), "--cam-out", str(tmp_path / "cams"),
+                     "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    entries = json.loads(result.stdout)
+    frames = [(entry["file"], entry["frame"]) for entry in entries]
+    assert frames == [(str(stack), n) for n in (1, 2, 3)]
+    assert all(abs(sum(entry["probabilities"].values()) - 1) < 1e-5 for entry in entries)
+    cams = sorted(path.name for path in (tmp_path / "cams").iterdir())
+    assert cams == [f"stack_frame{n}_layercam.png" for n in (1, 2, 3)]
+    plain = run_cli("predict", trained_run, str(stack))
+    assert [line.split(":")[0] for line in plain.stdout.splitlines() if "|" in line] == [
+        f"{stack} [{n}/3]" for n in (1, 2, 3)
+    ]
+
+
 def test_cli_predicts_every_image_in_a_folder(trained_run: str, demo_dataset_dir: Path) -> None:
     folder = demo_dataset_dir / "Testing" / "notumor"
     result = run_cli("predict", trained_run, str(folder), "--json")

@@ -72,6 +72,20 @@ def test_every_model_builds_offline_trains_and_counts(spec: ModelSpec) -> None:
         torch.testing.assert_close(nn.Sequential(*stages)(batch_for(spec)), model(batch_for(spec)))
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
+def test_cam_layer_is_the_stride_16_stage(spec: ModelSpec) -> None:
+    # Stride 32 gave 4x4 maps at 128 px that missed the lesion on real MRI (see docs).
+    model, _ = models.build_model(ModelConfig(spec.name, num_classes=4, in_channels=3))
+    shapes: list[tuple[int, ...]] = []
+    hook = models.cam_layer(model, spec).register_forward_hook(
+        lambda module, inputs, output: shapes.append(tuple(output.shape))
+    )
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 128, 128))
+    hook.remove()
+    assert shapes and shapes[0][-2:] == (8, 8)
+
+
 @pytest.mark.parametrize("spec", TRANSFER, ids=lambda spec: spec.name)
 def test_freeze_policies_of_transfer_models(spec: ModelSpec) -> None:
     model, _ = models.build_model(config_for(spec))

@@ -189,6 +189,7 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
     from pydicom.data import get_testdata_file
 
     from core.trainer import fit
+    from tests.test_imaging import multiframe_dicom
     from tests.test_training import tiny_request
 
     fit(tiny_request(demo_dataset_dir, epochs=1))
@@ -200,6 +201,7 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
         ("slice.png", png.read_bytes(), "image/png"),
         ("notes.png", b"this is text, not a picture", "image/png"),
         ("mr.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes(), "application/dicom"),
+        ("stack.dcm", multiframe_dicom(2), "application/dicom"),
     ]
     app.get("file_uploader")[0].set_value(uploads).run()
     assert not app.exception
@@ -207,12 +209,13 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
     problems = app.dataframe[0].value
     assert list(problems["file"]) == ["notes.png"]
     results = app.dataframe[1].value
-    assert list(results["file"]) == ["slice.png", "mr.dcm"]
+    assert list(results["file"]) == ["slice.png", "mr.dcm", "stack.dcm [1/2]", "stack.dcm [2/2]"]
     assert (
         results[["glioma", "meningioma", "notumor", "pituitary"]].sum(axis=1).round(4).eq(1).all()
     )
     assert {metric.label for metric in app.metric} == {"Predicted class"}
-    app.selectbox(key="classify_image").select("mr.dcm").run()
+    assert app.selectbox(key="classify_cam").value == "layercam"  # the default method
+    app.selectbox(key="classify_image").select("stack.dcm [2/2]").run()
     app.selectbox(key="classify_cam").select("eigencam").run()
     app.selectbox(key="classify_target").select("notumor").run()
     assert not app.exception

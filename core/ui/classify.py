@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import streamlit as st
 
 from core import runs
-from core.inference import Predictor
+from core.imaging import ImageReadError, read_slices
+from core.inference import Prediction, Predictor
 from core.ui.memo import shared_memo
+
+
+class Upload(Protocol):
+    """What the page needs of Streamlit's UploadedFile."""
+
+    name: str
+
+    def getvalue(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -42,3 +57,58 @@ def best_run_index(choices: list[RunChoice]) -> int:
 def load_predictor(run_id: str) -> Predictor:
     """The run's predictor, built once per server process (thread-safe, shared by sessions)."""
     return shared_memo().get(("predictor", run_id), lambda: Predictor.from_run(run_id))
+
+
+def decode_uploads(
+    uploads: Sequence[Upload],
+) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
+    """Slices to classify (name -> pixels; every frame of a multi-frame file) and unreadable files.
+
+    Decoded once per upload and session: widget changes (opacity, method) rerun the page, and
+    re-decoding a stack of DICOMs on each of them made the sliders lag.
+    """
+    cache: dict[tuple[str, str], Any] = st.session_state.setdefault("_classify_decoded", {})
+    slices: dict[str, np.ndarray] = {}
+    problems: list[dict[str, str]] = []
+    live = set()
+    for upload in uploads:
+        data = upload.getvalue()
+        key = (upload.name, hashlib.sha1(data).hexdigest())
+        live.add(key)
+        if key not in cache:
+            try:
+                cache[key] = read_slices(data, name=upload.name)
+            except ImageReadError as error:
+                cache[key] = error.reason
+        if isinstance(cache[key], str):
+            problems.append({"file": upload.name, "problem": cache[key]})
+            continue
+        for name, pixels in cache[key]:
+            slices[_unique(name, slices)] = pixels
+    for stale in set(cache) - live:  # removed uploads: free their pixels
+        del cache[stale]
+    return slices, problems
+
+
+def predict_slices(predictor: Predictor, slices: dict[str, np.ndarray]) -> dict[str, Prediction]:
+    """The prediction of every slice, computed once per run and slice in this session."""
+    cache: dict[tuple[str, str, str], Prediction] = st.session_state.setdefault(
+        "_classify_predictions", {}
+    )
+    if len(cache) > 4096:  # a long session of many uploads: start afresh rather than grow
+        cache.clear()
+    predictions = {}
+    for name, pixels in slices.items():
+        key = (predictor.run_id, name, hashlib.sha1(pixels.tobytes()).hexdigest())
+        if key not in cache:
+            cache[key] = predictor.predict(pixels, source=name)
+        predictions[name] = cache[key]
+    return predictions
+
+
+def _unique(name: str, taken: dict[str, np.ndarray]) -> str:
+    """Two uploads with the same file name both stay listed."""
+    candidate, copy = name, 2
+    while candidate in taken:
+        candidate, copy = f"{name} ({copy})", copy + 1
+    return candidate
