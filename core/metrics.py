@@ -1,0 +1,378 @@
+"""Classification metrics for an evaluated model: report, bootstrap CIs, calibration, McNemar.
+
+Pure numpy / scipy / scikit-learn so it can be tested and used without torch or Streamlit.
+Everything returned by the public functions is plain Python (JSON-serialisable).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special, stats
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    matthews_corrcoef,
+    multilabel_confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
+
+# ROC curves are stored in run reports and sent to the browser; a few hundred points is
+# visually indistinguishable from thousands and keeps the JSON small.
+MAX_ROC_POINTS = 200
+
+# Below this many discordant pairs the chi-square approximation to McNemar's test is poor,
+# so the exact binomial test is used instead (the usual rule of thumb).
+MCNEMAR_EXACT_BELOW = 25
+
+# Bounds for the fitted temperature: wide enough for any sane network, narrow enough that a
+# degenerate validation set cannot drive T to 0 or infinity.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+# Bootstrap resamples are drawn in chunks so the (resamples x n) index matrix stays around
+# this many entries (16 MB of int64) however large the evaluation set is.
+_BOOTSTRAP_CHUNK_ENTRIES = 2_000_000
+
+# Row sums further than this from 1 mean the caller passed logits or scores, not probabilities.
+_PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+def _checked_probabilities(
+    y_true: np.ndarray, probabilities: np.ndarray, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated int labels and float64 probabilities whose rows sum to exactly 1."""
+    y_true = np.asarray(y_true)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if y_true.ndim != 1 or len(y_true) == 0:
+        raise ValueError(f"y_true must be a non-empty 1-D array, got shape {y_true.shape}")
+    if probabilities.ndim != 2 or len(probabilities) != len(y_true):
+        raise ValueError(f"probabilities {probabilities.shape} must be (n, k), n = {len(y_true)}")
+    if k is not None and probabilities.shape[1] != k:
+        raise ValueError(f"probabilities have {probabilities.shape[1]} columns, {k} classes")
+    if not np.issubdtype(y_true.dtype, np.integer):
+        raise ValueError(f"y_true must hold integer class indices, got {y_true.dtype}")
+    if y_true.min() < 0 or y_true.max() >= probabilities.shape[1]:
+        raise ValueError(f"y_true values must be in [0, {probabilities.shape[1]})")
+    sums = probabilities.sum(axis=1)
+    if np.any(probabilities < 0) or not np.allclose(sums, 1.0, atol=_PROBABILITY_SUM_TOLERANCE):
+        raise ValueError("probabilities must be non-negative with rows summing to 1")
+    # Renormalise: float32 softmax output upcast to float64 is off by ~1e-7, which trips
+    # sklearn's log_loss sum-to-one check (tolerance ~1e-8) and makes it warn.
+    return y_true.astype(np.int64), probabilities / sums[:, None]
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of items predicted correctly (bootstrap_ci has a vectorised path for it)."""
+    return float(accuracy_score(y_true, y_pred))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Unweighted mean F1 over classes seen in y_true or y_pred (bootstrap_ci vectorises it)."""
+    # sklearn's default label set (union of true and predicted) is deliberate: a class that is
+    # absent from the evaluation set and never predicted has no F1, and counting it as 0 would
+    # punish the model for the data, not for its predictions.
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature, stable for large logits."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    # scipy subtracts the row max before exponentiating, so large logits do not overflow.
+    return special.softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+
+
+def bootstrap_ci(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of metric(y_true, y_pred) over resampled items."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be equal 1-D")
+    if len(y_true) == 0:
+        raise ValueError("cannot bootstrap an empty evaluation set")
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+    values = np.concatenate(
+        [
+            _resampled_metric(y_true, y_pred, metric, idx)
+            for idx in _resample_indices(len(y_true), samples, seed)
+        ]
+    )
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def _resample_indices(n: int, samples: int, seed: int) -> Iterator[np.ndarray]:
+    """Bootstrap index matrices, (chunk, n) each, `samples` rows in total, one at a time."""
+    generator = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CHUNK_ENTRIES // n)
+    # A generator, so only one chunk of indices is alive while its metric values are computed.
+    for start in range(0, samples, chunk):
+        yield generator.integers(0, n, size=(min(chunk, samples - start), n))
+
+
+def _resampled_metric(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    indices: np.ndarray,
+) -> np.ndarray:
+    """Metric value for each row of a (resamples, n) index matrix."""
+    # The two metrics the report needs get vectorised paths: calling sklearn once per resample
+    # costs ~1 ms each, i.e. a second or more per interval. Any other metric is looped.
+    if metric is accuracy or metric is accuracy_score:
+        return (y_true == y_pred)[indices].mean(axis=1)
+    if metric is macro_f1:
+        return _macro_f1_rows(y_true, y_pred, indices)
+    return np.array([metric(y_true[row], y_pred[row]) for row in indices], dtype=np.float64)
+
+
+def _macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """macro_f1 of every resample at once, from one bincount of (resample, true, pred) cells."""
+    # Recode labels to 0..k-1 so any label values (negative, sparse, strings) index the cells.
+    classes, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    k = len(classes)
+    true_code, pred_code = codes[: len(y_true)], codes[len(y_true) :]
+    resamples = len(indices)
+    cell = (true_code.astype(np.int64) * k + pred_code)[indices]
+    cell += (np.arange(resamples, dtype=np.int64) * k * k)[:, None]
+    counts = np.bincount(cell.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+    true_positive = np.diagonal(counts, axis1=1, axis2=2)
+    # 2TP + FP + FN is support + predicted count; zero means the class is absent from both and,
+    # as in sklearn's default label set, it is left out of the average.
+    denominator = counts.sum(axis=2) + counts.sum(axis=1)
+    present = denominator > 0
+    f1 = np.divide(2.0 * true_positive, denominator, out=np.zeros(denominator.shape), where=present)
+    return f1.sum(axis=1) / present.sum(axis=1)
+
+
+def _top_label_bins(
+    y_true: np.ndarray, probabilities: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: item count, summed confidence, summed correctness."""
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    y_true, probabilities = _checked_probabilities(y_true, probabilities)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y_true
+    # Bins are [low, high) with the last one closed, so confidence 1.0 lands in the top bin.
+    # sklearn's calibration_curve is binary-only and does not return bin sizes, hence bincount.
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    confidence_sum = np.bincount(which, weights=confidence, minlength=bins)
+    correct_sum = np.bincount(which, weights=correct.astype(np.float64), minlength=bins)
+    return count, confidence_sum, correct_sum
+
+
+def expected_calibration_error(
+    y_true: np.ndarray, probabilities: np.ndarray, *, bins: int = 15
+) -> float:
+    """Top-label ECE: bin-size-weighted mean |accuracy - confidence| over equal-width bins."""
+    count, confidence_sum, correct_sum = _top_label_bins(y_true, probabilities, bins)
+    # sum_b (n_b / n) * |acc_b - conf_b| simplifies to sum_b |correct_b - conf_b| / n.
+    return float(np.abs(correct_sum - confidence_sum).sum() / count.sum())
+
+
+def reliability_bins(
+    y_true: np.ndarray, probabilities: np.ndarray, *, bins: int = 15
+) -> list[dict[str, Any]]:
+    """Non-empty equal-width confidence bins with their mean confidence and accuracy."""
+    count, confidence_sum, correct_sum = _top_label_bins(y_true, probabilities, bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "count": int(count[b]),
+            "confidence": float(confidence_sum[b] / count[b]),
+            "accuracy": float(correct_sum[b] / count[b]),
+        }
+        for b in np.flatnonzero(count)
+    ]
+
+
+def _mean_nll_from_logits(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of softmax(logits / T), via log_softmax (no clipping)."""
+    log_probabilities = special.log_softmax(logits / temperature, axis=1)
+    return float(-log_probabilities[np.arange(len(y_true)), y_true].mean())
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
+    """Single temperature T > 0 minimising the NLL of softmax(logits / T) (temperature scaling)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    if logits.ndim != 2 or len(logits) != len(y_true) or len(y_true) == 0:
+        raise ValueError(f"logits {logits.shape} must be (n, k) with n = len(y_true) > 0")
+    if y_true.min() < 0 or y_true.max() >= logits.shape[1]:
+        raise ValueError(f"y_true values must be in [0, {logits.shape[1]})")
+    # Searching log T makes the bounded 1-D search symmetric between sharpening and softening
+    # and keeps T positive; log_softmax is used instead of sklearn's log_loss because it is
+    # exact (no clipping) and cheap enough to call inside the optimiser.
+    result = optimize.minimize_scalar(
+        lambda log_t: _mean_nll_from_logits(logits, y_true, math.exp(log_t)),
+        bounds=(math.log(TEMPERATURE_BOUNDS[0]), math.log(TEMPERATURE_BOUNDS[1])),
+        method="bounded",
+        options={"xatol": 1e-5},
+    )
+    return float(math.exp(result.x))
+
+
+def calibration_summary(
+    val_logits: np.ndarray,
+    val_y: np.ndarray,
+    test_logits: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    bins: int = 15,
+) -> dict[str, float]:
+    """Fit a temperature on validation logits; test-set ECE and NLL before and after applying it."""
+    temperature = fit_temperature(val_logits, val_y)
+    test_logits = np.asarray(test_logits, dtype=np.float64)
+    if test_logits.ndim != 2:
+        raise ValueError(f"test_logits must be (n, k), got shape {test_logits.shape}")
+    test_y, before = _checked_probabilities(test_y, softmax(test_logits))
+    after = softmax(test_logits, temperature)
+    k = test_logits.shape[1]
+    # NLL uses the same clipped log_loss as classification_report so the numbers compare.
+    return {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(test_y, before, bins=bins),
+        "ece_after": expected_calibration_error(test_y, after, bins=bins),
+        "nll_before": float(log_loss(test_y, before, labels=list(range(k)))),
+        "nll_after": float(log_loss(test_y, after, labels=list(range(k)))),
+    }
+
+
+def _thin(fpr: np.ndarray, tpr: np.ndarray) -> tuple[list[float], list[float]]:
+    """At most MAX_ROC_POINTS evenly spaced points of a ROC curve, keeping both endpoints."""
+    if len(fpr) > MAX_ROC_POINTS:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, MAX_ROC_POINTS).round().astype(np.int64))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return [float(x) for x in fpr], [float(x) for x in tpr]
+
+
+def classification_report(
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    *,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Everything the evaluation page shows about argmax predictions, as a JSON-ready dict."""
+    k = len(class_names)
+    y_true, probabilities = _checked_probabilities(y_true, probabilities, k)
+    labels = list(range(k))
+    y_pred = probabilities.argmax(axis=1)
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    # Per-class (tn, fp, fn, tp) for specificity, which sklearn has no scorer for.
+    one_vs_rest = multilabel_confusion_matrix(y_true, y_pred, labels=labels)
+    per_class: dict[str, dict[str, Any]] = {}
+    roc_curves: dict[str, dict[str, list[float]] | None] = {}
+    defined_aucs: list[float] = []
+    for c, name in enumerate(class_names):
+        tn, fp = int(one_vs_rest[c, 0, 0]), int(one_vs_rest[c, 0, 1])
+        positive = y_true == c
+        auc: float | None = None
+        roc_curves[name] = None
+        # One-vs-rest AUC needs both positives and negatives; sklearn would raise (AUC) or warn
+        # (curve) otherwise, so the class is reported as undefined instead.
+        if 0 < positive.sum() < len(y_true):
+            auc = float(roc_auc_score(positive, probabilities[:, c]))
+            fpr, tpr, _ = roc_curve(positive, probabilities[:, c])
+            thinned_fpr, thinned_tpr = _thin(fpr, tpr)
+            roc_curves[name] = {"fpr": thinned_fpr, "tpr": thinned_tpr}
+            defined_aucs.append(auc)
+        per_class[name] = {
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            # Same convention as zero_division=0: no negatives at all gives 0, not NaN.
+            "specificity": tn / (tn + fp) if tn + fp else 0.0,
+            "f1": float(f1[c]),
+            "support": int(support[c]),
+            "roc_auc": auc,
+        }
+
+    # bootstrap_samples=0 skips the intervals (they are the slow part of the report).
+    accuracy_ci: list[float] | None = None
+    macro_f1_ci: list[float] | None = None
+    if bootstrap_samples > 0:
+        accuracy_ci = list(
+            bootstrap_ci(y_true, y_pred, accuracy, samples=bootstrap_samples, seed=seed)
+        )
+        macro_f1_ci = list(
+            bootstrap_ci(y_true, y_pred, macro_f1, samples=bootstrap_samples, seed=seed)
+        )
+    return {
+        "n": len(y_true),
+        "accuracy": accuracy(y_true, y_pred),
+        "accuracy_ci": accuracy_ci,
+        "macro_f1": macro_f1(y_true, y_pred),
+        "macro_f1_ci": macro_f1_ci,
+        "mcc": float(matthews_corrcoef(y_true, y_pred)),
+        "ece": expected_calibration_error(y_true, probabilities),
+        # sklearn clips probabilities to [eps, 1 - eps], so a confident miss is finite.
+        "nll": float(log_loss(y_true, probabilities, labels=labels)),
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "roc_auc_macro": float(np.mean(defined_aucs)) if defined_aucs else None,
+        "roc_curves": roc_curves,
+        "reliability": reliability_bins(y_true, probabilities),
+        "predicted": y_pred.tolist(),
+        "correct": (y_pred == y_true).tolist(),
+    }
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
+    """McNemar's paired test of two models' per-item correctness on the same items."""
+    correct_a = np.asarray(correct_a, dtype=bool)
+    correct_b = np.asarray(correct_b, dtype=bool)
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"paired vectors differ in shape: {correct_a.shape} vs {correct_b.shape}")
+    a_only = int(np.sum(correct_a & ~correct_b))
+    b_only = int(np.sum(~correct_a & correct_b))
+    discordant = a_only + b_only
+    # Only items where the models disagree carry information about which is better.
+    if discordant == 0:
+        statistic, p_value, method = 0.0, 1.0, "exact"
+    elif discordant < MCNEMAR_EXACT_BELOW:
+        # Under H0 each discordant item is a fair coin flip; the statistic is A's win count.
+        statistic = float(a_only)
+        p_value = float(stats.binomtest(a_only, discordant, 0.5).pvalue)
+        method = "exact"
+    else:
+        statistic = (abs(a_only - b_only) - 1) ** 2 / discordant
+        p_value = float(stats.chi2.sf(statistic, df=1))
+        method = "chi2"
+    return {
+        "n": int(correct_a.size),
+        "a_only": a_only,
+        "b_only": b_only,
+        "both": int(np.sum(correct_a & correct_b)),
+        "neither": int(np.sum(~correct_a & ~correct_b)),
+        "statistic": float(statistic),
+        "p_value": min(p_value, 1.0),
+        "method": method,
+    }
