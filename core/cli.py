@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import audit, data
+from core.cli_evaluation import add_evaluation_commands
 from core.cli_inference import add_inference_commands
 from core.cli_training import add_training_commands
 from core.imaging import ImageReadError
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_training_commands(commands)
     add_inference_commands(commands)
+    add_evaluation_commands(commands)
     return parser
 
 

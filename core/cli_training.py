@@ -117,8 +117,14 @@ def command_train(arguments: argparse.Namespace) -> int:
         result = fit(request, events=_progress_printer(not arguments.quiet), cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    evaluation = None
+    if result.status == "completed" and arguments.evaluate:
+        from core.evaluation import evaluate_run, split_summary
+
+        stored = evaluate_run(result.run_id)
+        evaluation = {split: split_summary(stored, split) for split in ("test", "leak_free_test")}
     if arguments.json:
-        _print_json(asdict(result))
+        _print_json(asdict(result) | {"evaluation": evaluation})
     else:
         accuracy = f"{result.val_accuracy:.4f}" if result.val_accuracy is not None else "n/a"
         print(
@@ -127,6 +133,13 @@ def command_train(arguments: argparse.Namespace) -> int:
             f"val accuracy {accuracy}, weights: {result.weights_source}"
         )
         print(f"run folder: {result.run_dir}")
+        for split, summary in (evaluation or {}).items():
+            if summary:
+                low, high = summary["accuracy_ci"]
+                print(
+                    f"{split.replace('_', ' ')} accuracy {summary['accuracy']:.4f} "
+                    f"[{low:.4f}, {high:.4f}] on {summary['n']} images"
+                )
     return 0 if result.status == "completed" else 1
 
 
@@ -157,6 +170,12 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--subset", type=int, metavar="N", help="N training images per class (smoke runs)"
+    )
+    train.add_argument(
+        "--no-evaluate",
+        dest="evaluate",
+        action="store_false",
+        help="skip the evaluation on the official and leak-free test splits after training",
     )
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
     train.add_argument("--json", action="store_true", help="print one JSON object at the end")

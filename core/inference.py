@@ -58,7 +58,7 @@ class Predictor:
     @classmethod
     def from_run(cls, run: str | Path) -> Predictor:
         """Load a run by id (in the checkpoints folder) or by folder path."""
-        info = runs.load_run(Path(run) if Path(str(run)).is_dir() else str(run))
+        info = runs.resolve_run(run)
         if info.config is None or info.damaged:
             problems = "; ".join(info.problems) or "its files are damaged"
             raise runs.RunError(f"run {info.run_id} cannot be used: {problems}")

@@ -185,6 +185,17 @@ class JobManager:
                 _run_job(job)
 
 
+def _evaluate_quietly(run_id: str) -> str | None:
+    """Evaluate a finished run for the Compare page; a failure is reported, never raised."""
+    from core.evaluation import evaluate_run
+
+    try:
+        evaluate_run(run_id)
+    except Exception as error:  # the run itself is complete and fine: only report this
+        return f"trained, but the evaluation failed: {error}"
+    return None
+
+
 def _run_job(job: Job) -> None:
     """Train one job on this thread; every outcome ends in a terminal snapshot."""
     events = Events()
@@ -194,6 +205,10 @@ def _run_job(job: Job) -> None:
     job.update(state="preparing", message="loading images")
     try:
         result = fit(job.request, run_id=job.job_id, events=events, cancel=job.cancel_event)
-        job.update(state=result.status, result=result, message=result.message, eta_seconds=0.0)
+        message = result.message
+        if result.status == "completed":
+            job.update(message="evaluating on validation, official test and leak-free test")
+            message = _evaluate_quietly(result.run_id) or message
+        job.update(state=result.status, result=result, message=message, eta_seconds=0.0)
     except Exception as error:  # the thread must survive any failure and report it
         job.update(state="failed", error=f"{type(error).__name__}: {error}", eta_seconds=None)

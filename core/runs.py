@@ -61,6 +61,7 @@ __all__ = [
     "mark_interrupted_runs",
     "new_run_id",
     "rename_run",
+    "resolve_run",
     "set_notes",
     "set_tags",
 ]
@@ -269,6 +270,11 @@ def load_run(run: str | Path, root: Path | None = None) -> RunInfo:
         return _read_run(_run_folder(run, root))
     except OSError as error:
         raise RunError(f"run {str(run)!r} cannot be read: {error.strerror}") from None
+
+
+def resolve_run(run: str | Path) -> RunInfo:
+    """A run named on a command line: an existing folder path, else an id in the checkpoints."""
+    return load_run(Path(run) if Path(str(run)).is_dir() else str(run))
 
 
 def load_weights(run: RunInfo | str | Path, root: Path | None = None) -> dict[str, torch.Tensor]:

@@ -1,0 +1,145 @@
+"""Runs side by side: one table row per run, and paired tests of two runs on the same images."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import metrics, runs
+from core.evaluation import SPLITS, load_predictions, stored_evaluation
+
+PAIRED_SPLITS = ("test", "leak_free_test")
+
+
+def _interval(report: dict | None, key: str) -> tuple[float | None, float | None, float | None]:
+    if not report:
+        return None, None, None
+    low, high = report.get(f"{key}_ci") or (None, None)
+    return report.get(key), low, high
+
+
+def run_row(info: runs.RunInfo) -> dict[str, Any]:
+    """What the runs table shows of one run; missing facts are None, never an exception."""
+    config = info.config or {}
+    model = config.get("model") or {}
+    run_metrics = info.metrics or {}
+    history = info.history
+    val_accuracies = [row.get("val_accuracy") for row in history if "val_accuracy" in row]
+    val_losses = [row.get("val_loss") for row in history if "val_loss" in row]
+    speeds = [row["images_per_second"] for row in history if "images_per_second" in row]
+    evaluation = stored_evaluation(info) or {}
+    reports = evaluation.get("splits") or {}
+    row: dict[str, Any] = {
+        "run": info.run_id,
+        "name": info.display_name,
+        "status": "damaged" if info.damaged else info.status,
+        "model": model.get("name"),
+        "family": config.get("model_family"),
+        "pretrained": (config.get("weights_source") or {}).get("kind") == "imagenet",
+        "freeze": model.get("freeze"),
+        "image_size": (config.get("data") or {}).get("image_size"),
+        "epochs": run_metrics.get("epochs_run", len(history) or None),
+        "parameters": (config.get("parameters") or {}).get("total"),
+        "train_seconds": run_metrics.get("train_seconds"),
+        "images_per_second": float(np.median(speeds)) if speeds else None,
+        "best_val_accuracy": max(filter(None, val_accuracies), default=None),
+        "best_val_loss": min(filter(None, val_losses), default=None),
+        "tags": ", ".join(info.tags),
+        "created": info.created_at,
+    }
+    for split in ("test", "leak_free_test"):
+        value, low, high = _interval(reports.get(split), "accuracy")
+        row.update({f"{split}_accuracy": value, f"{split}_low": low, f"{split}_high": high})
+    test_report = reports.get("test") or {}
+    row["test_macro_f1"] = test_report.get("macro_f1")
+    row["test_ece"] = test_report.get("ece")
+    row["evaluated"] = bool(evaluation)
+    return row
+
+
+def runs_table(infos: list[runs.RunInfo]) -> pd.DataFrame:
+    """One row per run, newest first."""
+    return pd.DataFrame([run_row(info) for info in infos])
+
+
+def correct_by_image(info: runs.RunInfo, split: str) -> pd.Series | None:
+    """Whether the run got each image of `split` right, indexed by image path."""
+    predictions = load_predictions(info)
+    column = f"in_{split}"
+    if predictions is None or column not in predictions:
+        return None
+    rows = predictions[predictions[column].astype(bool)]
+    return pd.Series((rows["label"] == rows["predicted"]).to_numpy(), index=rows["path"].to_numpy())
+
+
+def paired_test(a: runs.RunInfo, b: runs.RunInfo, split: str) -> dict[str, Any] | None:
+    """McNemar's test of runs A and B on the images of `split` both were evaluated on."""
+    correct_a, correct_b = correct_by_image(a, split), correct_by_image(b, split)
+    if correct_a is None or correct_b is None:
+        return None
+    shared = correct_a.index.intersection(correct_b.index)
+    if len(shared) == 0:
+        return None
+    result = metrics.mcnemar(
+        correct_a.loc[shared].to_numpy(bool), correct_b.loc[shared].to_numpy(bool)
+    )
+    return {"a": a.run_id, "b": b.run_id, "split": split, **result}
+
+
+def compare(infos: list[runs.RunInfo]) -> dict[str, Any]:
+    """Every run's headline numbers per split and McNemar's test of every pair of runs."""
+    summary = []
+    for info in infos:
+        evaluation = stored_evaluation(info) or {}
+        reports = evaluation.get("splits") or {}
+        summary.append(
+            {
+                "run": info.run_id,
+                "model": ((info.config or {}).get("model") or {}).get("name"),
+                "train_seconds": (info.metrics or {}).get("train_seconds"),
+                "parameters": ((info.config or {}).get("parameters") or {}).get("total"),
+                **{
+                    split: {
+                        key: (reports.get(split) or {}).get(key)
+                        for key in ("n", "accuracy", "accuracy_ci", "macro_f1", "ece")
+                    }
+                    for split in SPLITS
+                },
+            }
+        )
+    pairs = [
+        test
+        for a, b in combinations(infos, 2)
+        for split in PAIRED_SPLITS
+        if (test := paired_test(a, b, split)) is not None
+    ]
+    return {"runs": summary, "paired_tests": pairs}
+
+
+def disagreements(a: runs.RunInfo, b: runs.RunInfo, split: str) -> pd.DataFrame:
+    """Images of `split` that run A gets right and run B gets wrong (path, label, B's guess)."""
+    predictions_a, predictions_b = load_predictions(a), load_predictions(b)
+    if predictions_a is None or predictions_b is None:
+        return pd.DataFrame(columns=["path", "label", "predicted_a", "predicted_b"])
+    column = f"in_{split}"
+    left = predictions_a[predictions_a[column].astype(bool)][["path", "label", "predicted"]]
+    right = predictions_b[predictions_b[column].astype(bool)][["path", "predicted"]]
+    joined = left.merge(right, on="path", suffixes=("_a", "_b"))
+    mask = (joined["predicted_a"] == joined["label"]) & (joined["predicted_b"] != joined["label"])
+    return joined[mask].reset_index(drop=True)
+
+
+def misclassified(info: runs.RunInfo, split: str = "test") -> pd.DataFrame:
+    """Images of `split` the run got wrong, most confident mistakes first."""
+    predictions = load_predictions(info)
+    if predictions is None:
+        return pd.DataFrame(columns=["path", "label", "predicted", "confidence"])
+    rows = predictions[predictions[f"in_{split}"].astype(bool)]
+    wrong = rows[rows["label"] != rows["predicted"]].copy()
+    probability_columns = [column for column in rows if column.startswith("p_")]
+    wrong["confidence"] = wrong[probability_columns].max(axis=1)
+    columns = ["path", "label", "predicted", "confidence"]
+    return wrong.sort_values("confidence", ascending=False)[columns].reset_index(drop=True)
