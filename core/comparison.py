@@ -38,7 +38,9 @@ def run_row(info: runs.RunInfo) -> dict[str, Any]:
         "status": "damaged" if info.damaged else info.status,
         "model": model.get("name"),
         "family": config.get("model_family"),
-        "pretrained": (config.get("weights_source") or {}).get("kind") == "imagenet",
+        # Recorded from the weights actually loaded, not from what was asked for.
+        "pretrained": (config.get("weights_source") or {}).get("kind", "random-init")
+        != "random-init",
         "freeze": model.get("freeze"),
         "image_size": (config.get("data") or {}).get("image_size"),
         "epochs": run_metrics.get("epochs_run", len(history) or None),
