@@ -28,6 +28,7 @@ navigation = st.navigation(
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("app_pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("app_pages/classify.py", title="Classify", icon=":material/neurology:"),
     ]
 )

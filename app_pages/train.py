@@ -78,6 +78,11 @@ def show_live_job(run_id: str) -> None:
             st.page_link(
                 "app_pages/classify.py", label="Classify scans with it", icon=":material/neurology:"
             )
+            st.page_link(
+                "app_pages/compare.py",
+                label="Compare it with other runs",
+                icon=":material/compare_arrows:",
+            )
         if first.active and not snapshot.active:
             st.rerun()  # a full rerun stops this fragment's timer
 

@@ -21,6 +21,17 @@ def _interval(report: dict | None, key: str) -> tuple[float | None, float | None
     return report.get(key), low, high
 
 
+def _numbers(values: list[Any]) -> list[float]:
+    """The numeric values of a history column (a damaged line may hold anything)."""
+    return [float(value) for value in values if isinstance(value, int | float)]
+
+
+def _same_dataset(a: runs.RunInfo, b: runs.RunInfo) -> bool:
+    """Whether both runs were evaluated on the same dataset (paths alone could coincide)."""
+    first, second = stored_evaluation(a), stored_evaluation(b)
+    return bool(first and second and first.get("dataset") == second.get("dataset"))
+
+
 def run_row(info: runs.RunInfo) -> dict[str, Any]:
     """What the runs table shows of one run; missing facts are None, never an exception."""
     config = info.config or {}
@@ -29,7 +40,7 @@ def run_row(info: runs.RunInfo) -> dict[str, Any]:
     history = info.history
     val_accuracies = [row.get("val_accuracy") for row in history if "val_accuracy" in row]
     val_losses = [row.get("val_loss") for row in history if "val_loss" in row]
-    speeds = [row["images_per_second"] for row in history if "images_per_second" in row]
+    speeds = _numbers([row.get("images_per_second") for row in history])
     evaluation = stored_evaluation(info) or {}
     reports = evaluation.get("splits") or {}
     row: dict[str, Any] = {
@@ -47,8 +58,8 @@ def run_row(info: runs.RunInfo) -> dict[str, Any]:
         "parameters": (config.get("parameters") or {}).get("total"),
         "train_seconds": run_metrics.get("train_seconds"),
         "images_per_second": float(np.median(speeds)) if speeds else None,
-        "best_val_accuracy": max(filter(None, val_accuracies), default=None),
-        "best_val_loss": min(filter(None, val_losses), default=None),
+        "best_val_accuracy": max(_numbers(val_accuracies), default=None),
+        "best_val_loss": min(_numbers(val_losses), default=None),
         "tags": ", ".join(info.tags),
         "created": info.created_at,
     }
@@ -79,6 +90,8 @@ def correct_by_image(info: runs.RunInfo, split: str) -> pd.Series | None:
 
 def paired_test(a: runs.RunInfo, b: runs.RunInfo, split: str) -> dict[str, Any] | None:
     """McNemar's test of runs A and B on the images of `split` both were evaluated on."""
+    if not _same_dataset(a, b):
+        return None
     correct_a, correct_b = correct_by_image(a, split), correct_by_image(b, split)
     if correct_a is None or correct_b is None:
         return None
@@ -124,7 +137,7 @@ def compare(infos: list[runs.RunInfo]) -> dict[str, Any]:
 def disagreements(a: runs.RunInfo, b: runs.RunInfo, split: str) -> pd.DataFrame:
     """Images of `split` that run A gets right and run B gets wrong (path, label, B's guess)."""
     predictions_a, predictions_b = load_predictions(a), load_predictions(b)
-    if predictions_a is None or predictions_b is None:
+    if predictions_a is None or predictions_b is None or not _same_dataset(a, b):
         return pd.DataFrame(columns=["path", "label", "predicted_a", "predicted_b"])
     column = f"in_{split}"
     left = predictions_a[predictions_a[column].astype(bool)][["path", "label", "predicted"]]

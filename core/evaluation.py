@@ -117,9 +117,11 @@ def load_predictions(info: runs.RunInfo) -> pd.DataFrame | None:
     """Every evaluated image of a run: path, label, predicted, probabilities, split flags."""
     path = info.path / PREDICTIONS
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
+    required = {"path", "label", "predicted", *(f"in_{split}" for split in SPLITS)}
+    return table if required <= set(table.columns) else None  # damaged: as if absent
 
 
 def _fingerprint(root: Path) -> str:

@@ -153,3 +153,7 @@ def test_train_on_the_real_dataset_smoke(real_dataset_dir: Path) -> None:
     assert summary["status"] == "completed"
     assert "offline" in summary["weights_source"] or "cache" in summary["weights_source"]
     assert summary["val_accuracy"] > 0.4  # pretrained features separate the classes at once
+    # Training ends with the evaluation on the whole official and leak-free test splits.
+    test, leak_free = summary["evaluation"]["test"], summary["evaluation"]["leak_free_test"]
+    assert (test["n"], leak_free["n"]) == (1311, 825)
+    assert test["accuracy_ci"][0] <= test["accuracy"] <= test["accuracy_ci"][1]

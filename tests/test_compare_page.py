@@ -1,0 +1,233 @@
+"""The Compare page under Streamlit's AppTest: tiny real runs, an interrupted and damaged ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import paths, runs
+from core.comparison import misclassified
+from core.evaluation import evaluate_run, stored_evaluation
+from core.run_writer import RunWriter
+from core.trainer import fit
+from core.ui.compare import GALLERY_LIMIT, confirm_key, gallery_items, name_key, tags_key
+from core.ui.memo import shared_memo
+from tests.test_pages import PROJECT_ROOT, TIMEOUT
+from tests.test_runs import dead_pid, write_status
+from tests.test_training import tiny_request
+
+PAGE = "app_pages/compare.py"
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The run ids of the fixture, by what they are."""
+
+    first: str
+    second: str
+    interrupted: str
+    damaged_config: str
+    no_weights: str
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A checkpoints folder of this module's own, so the page lists only the runs made here."""
+    folder = tmp_path_factory.mktemp("compare-checkpoints")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(paths.CHECKPOINTS_ENV, str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def made(checkpoints: Path, demo_dataset_dir: Path) -> Runs:
+    """Two evaluated runs that disagree, one interrupted and two damaged runs."""
+    first = fit(tiny_request(demo_dataset_dir, epochs=1)).run_id
+    second = fit(tiny_request(demo_dataset_dir, epochs=2, seed=1, lr=1e-2)).run_id
+    for run_id in (first, second):
+        evaluate_run(run_id, bootstrap_samples=200)
+    config = runs.load_run(first).config
+
+    interrupted = RunWriter.create(config, model_name="cnn_fast")
+    interrupted.set_status("running")
+    interrupted.append_history(runs.load_run(first).history[0])
+    write_status(interrupted, pid=dead_pid())
+
+    damaged_config = RunWriter.create(config, model_name="cnn_fast")
+    (damaged_config.path / "config.json").write_text("{not json")
+    no_weights = RunWriter.create(config, model_name="cnn_fast")
+    no_weights.set_status("completed")
+    return Runs(first, second, interrupted.run_id, damaged_config.run_id, no_weights.run_id)
+
+
+@pytest.fixture
+def app(demo_dataset_dir: Path, made: Runs, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(demo_dataset_dir))
+    shared_memo.clear()
+    at = AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def runs_table(at: AppTest) -> pd.DataFrame:
+    return at.dataframe[0].value.set_index("run")
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The first dataframe on the page with this column."""
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
+def chart_count(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_table_lists_every_run_with_its_status(app: AppTest, made: Runs) -> None:
+    table = runs_table(app)
+    assert set(table.index) == {
+        made.first,
+        made.second,
+        made.interrupted,
+        made.damaged_config,
+        made.no_weights,
+    }
+    assert table.loc[made.first, "status"] == "completed"
+    assert table.loc[made.second, "status"] == "completed"
+    assert table.loc[made.interrupted, "status"] == "interrupted"
+    assert table.loc[made.damaged_config, "status"] == "damaged"
+    assert table.loc[made.no_weights, "status"] == "damaged"
+    assert table.loc[made.first, "test_low"] <= table.loc[made.first, "test_accuracy"]
+    assert table.loc[made.second, "leak_free_test_accuracy"] > 0
+    assert table.loc[made.second, "epochs"] == 2
+    assert not any(button.key == "compare_evaluate" for button in app.button)
+    assert set(app.multiselect(key="compare_runs").value) == {made.first, made.second}
+    assert any("Runs with problems" in expander.label for expander in app.expander)
+    app.multiselect(key="compare_filter_status").set_value(["damaged"]).run()
+    assert set(runs_table(app).index) == {made.damaged_config, made.no_weights}
+
+
+def test_two_evaluated_runs_show_charts_and_details(app: AppTest, made: Runs) -> None:
+    app.multiselect(key="compare_runs").set_value([made.first, made.second]).run()
+    assert not app.exception
+    # 2 curves, split bars, 2 confusion matrices, ROC, reliability, accuracy against time
+    assert chart_count(app) == 8
+    per_class = frame_with(app, "specificity")
+    assert len(per_class) == 2 * 4 and per_class["run"].nunique() == 2
+    assert per_class[["precision", "recall", "f1"]].notna().all().all()
+    calibration = frame_with(app, "ECE after scaling")
+    scaled = ["temperature", "ECE before scaling", "ECE after scaling", "NLL after scaling"]
+    assert calibration[scaled].notna().all().all() and len(calibration) == 2
+    mcnemar = frame_with(app, "p-value")
+    assert list(mcnemar["split"]) == ["official test", "leak-free test"]
+    assert (mcnemar["images"] == 60).iloc[0]
+    assert any("McNemar" in str(markdown.value) for markdown in app.markdown)
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert sum("→" in caption for caption in captions) == GALLERY_LIMIT  # one run's mistakes
+    assert any("B said" in caption for caption in captions)  # A right, B wrong
+    first = runs.load_run(made.first)
+    items = gallery_items(first, misclassified(first, "test"), str, with_cam=True)
+    assert all(item.pixels.ndim == 3 for item in items)  # CAM overlays (RGB), not grey scans
+
+    counts = json.loads(app.get("plotly_chart")[3].proto.spec)["data"][0]["text"]
+    app.toggle(key="compare_normalise").set_value(True).run()
+    shares = json.loads(app.get("plotly_chart")[3].proto.spec)["data"][0]["text"]
+    assert "%" not in str(counts) and "%" in str(shares)
+    app.segmented_control(key="compare_split").set_value("val").run()
+    assert not app.exception
+    assert frame_with(app, "specificity")["support"].sum() == 2 * 28
+
+
+def test_an_unevaluated_run_shows_its_curves_only(app: AppTest, made: Runs) -> None:
+    app.multiselect(key="compare_runs").set_value([made.interrupted]).run()
+    assert not app.exception
+    assert chart_count(app) == 2 + 1  # its curves, and the accuracy-against-time chart
+    assert any("None of the selected runs is evaluated" in info.value for info in app.info)
+
+
+def test_rename_and_tags_change_the_table(app: AppTest, made: Runs) -> None:
+    app.selectbox(key="manage_run").set_value(made.second).run()
+    app.text_input(key=name_key(made.second)).input("Wide lr")
+    app.button(key="manage_rename").click().run()
+    app.text_input(key=tags_key(made.second)).input("fast, small ,fast")
+    app.button(key="manage_tags").click().run()
+    assert not app.exception
+    table = runs_table(app)
+    assert table.loc[made.second, "name"] == "Wide lr"
+    assert table.loc[made.second, "tags"] == "fast, small"
+    app.multiselect(key="compare_filter_tag").set_value(["small"]).run()
+    assert list(runs_table(app).index) == [made.second]
+    app.text_input(key=name_key(made.second)).input("   ")
+    app.button(key="manage_rename").click().run()
+    assert any("run name must be" in error.value for error in app.error)
+    assert runs.load_run(made.second).name == "Wide lr"
+
+
+def test_delete_asks_for_confirmation_and_refuses_a_running_run(app: AppTest, made: Runs) -> None:
+    doomed = RunWriter.create(runs.load_run(made.first).config, model_name="cnn_fast")
+    doomed.set_status("cancelled")
+    live = RunWriter.create(runs.load_run(made.first).config, model_name="cnn_fast")
+    live.set_status("running")  # this process, with a fresh heartbeat: really running
+    app.run()
+    app.selectbox(key="manage_run").set_value(doomed.run_id).run()
+    app.button(key="manage_delete").click().run()
+    assert any("confirmation" in warning.value for warning in app.warning)
+    assert doomed.path.is_dir() and doomed.run_id in runs_table(app).index
+    app.checkbox(key=confirm_key(doomed.run_id)).check()
+    app.button(key="manage_delete").click().run()
+    assert not app.exception
+    assert not doomed.path.exists() and doomed.run_id not in runs_table(app).index
+
+    app.selectbox(key="manage_run").set_value(live.run_id).run()
+    app.checkbox(key=confirm_key(live.run_id)).check()
+    app.button(key="manage_delete").click().run()
+    assert any("cancel it before deleting" in error.value for error in app.error)
+    assert live.path.is_dir()
+    shutil.rmtree(live.path)
+
+
+def test_evaluate_button_evaluates_and_reports_a_failure(
+    app: AppTest, made: Runs, demo_dataset_dir: Path, tmp_path: Path
+) -> None:
+    fresh = fit(tiny_request(demo_dataset_dir, epochs=1, seed=2)).run_id
+    moved_config = runs.load_run(made.first).config
+    moved_config["data"]["root"] = str(tmp_path / "gone")
+    moved = RunWriter.create(moved_config, model_name="cnn_fast")
+    shutil.copy(runs.load_run(made.first).path / "model.safetensors", moved.path)
+    moved.set_status("completed")
+    app.run()
+    button = app.button(key="compare_evaluate")
+    assert button.label == "Evaluate 2 runs"
+    button.click().run()
+    assert not app.exception
+    assert stored_evaluation(runs.load_run(fresh)) is not None
+    assert runs_table(app).loc[fresh, "test_accuracy"] > 0
+    assert any("Evaluated 1 run" in success.value for success in app.success)
+    assert any(
+        "Could not evaluate" in error.value and "not on this machine" in error.value
+        for error in app.error
+    )
+    assert app.button(key="compare_evaluate").label == "Evaluate 1 run"  # only the moved one
+    shutil.rmtree(moved.path)
+
+
+def test_no_runs_points_to_the_train_page(
+    demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(demo_dataset_dir))
+    monkeypatch.setenv(paths.CHECKPOINTS_ENV, str(tmp_path / "empty"))
+    shared_memo.clear()
+    at = AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    assert any("No training run yet" in info.value for info in at.info)
+    links = [element.proto.page for element in at.get("page_link")]
+    assert links == ["train"]
