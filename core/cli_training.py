@@ -69,6 +69,8 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
         seed=arguments.seed,
         subset_per_class=arguments.subset,
         precision=arguments.precision,
+        cache_frozen=arguments.cache_frozen,
+        frozen_views=arguments.frozen_views,
     )
 
 
@@ -167,6 +169,15 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--no-augment", dest="augment", action="store_false")
     train.add_argument("--patience", type=int, default=5, help="early stopping (0 = off)")
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    train.add_argument(
+        "--no-cache-frozen",
+        dest="cache_frozen",
+        action="store_false",
+        help="run the frozen layers every epoch instead of caching their output",
+    )
+    train.add_argument(
+        "--frozen-views", type=int, default=3, help="cached views of each image (default 3)"
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--subset", type=int, metavar="N", help="N training images per class (smoke runs)"

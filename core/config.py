@@ -92,6 +92,9 @@ class TrainConfig:
     seed: int = 0
     precision: Precision = "auto"
     channels_last: bool | None = None  # None = decided per model and device
+    # With a freeze policy: compute the frozen blocks once per image and view (core.frozen_cache)
+    cache_frozen: bool = True
+    frozen_views: int = 3  # view 0 as is, the others augmented; epoch e trains on view e mod 3
 
 
 @dataclass(frozen=True)

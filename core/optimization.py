@@ -17,7 +17,9 @@ def make_schedule(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up, then cosine decay (to 1%), one-cycle, or constant; stepped per batch."""
     total = max(1, config.epochs * steps_per_epoch)
-    if config.schedule == "onecycle":
+    # OneCycleLR divides by the length of its phases, which are empty for a handful of steps;
+    # such tiny runs (smoke tests, a few images) get the warm-up + cosine curve instead.
+    if config.schedule == "onecycle" and total >= 10:
         peaks = [group["lr"] for group in optimizer.param_groups]
         warmup_share = min(0.5, max(0.05, config.warmup_epochs / max(config.epochs, 1)))
         return torch.optim.lr_scheduler.OneCycleLR(

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core import models, pretrained
 from core.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig, parse_freeze_policy
 from core.trainer import TrainingRequest
 
 NO_AUGMENTATION = AugmentConfig(False, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+# "Fast CPU" recipes: make_request options per model, the Train page's defaults. Chosen from
+# the runs in docs/benchmarks.md (`python -m bench.time_to_accuracy`).
+FAST_CPU_RECIPES: dict[str, dict[str, Any]] = {
+    "cnn_fast": {"epochs": 12, "image_size": 128, "lr": 3e-3, "schedule": "onecycle"},
+    "mobilenet_v2": {
+        "use_pretrained": True,
+        "freeze": "top-5",
+        "epochs": 12,
+        "image_size": 224,
+        "lr": 1e-3,
+    },
+}
 
 
 def make_request(
@@ -31,6 +45,8 @@ def make_request(
     seed: int = 0,
     subset_per_class: int | None = None,
     precision: str = "auto",
+    cache_frozen: bool = True,
+    frozen_views: int = 3,
 ) -> TrainingRequest:
     """A TrainingRequest with every option checked; ValueError says what is wrong, in one line."""
     spec = models.get_spec(model)
@@ -47,6 +63,8 @@ def make_request(
         raise ValueError("image size must be between 16 and 512 pixels")
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError("label smoothing must be in [0, 1)")
+    if frozen_views < 1:
+        raise ValueError("frozen views must be at least 1")
     if subset_per_class is not None and subset_per_class < 2:
         raise ValueError("a subset needs at least 2 images per class")
     data = DataConfig(
@@ -74,6 +92,8 @@ def make_request(
         augment=augment if augment is not None else AugmentConfig(),
         seed=seed,
         precision=precision,  # type: ignore[arg-type]
+        cache_frozen=cache_frozen,
+        frozen_views=frozen_views,
     )
     return TrainingRequest(data, model_config, train)
 

@@ -22,6 +22,7 @@ from core.config import DataConfig, ModelConfig, TrainConfig
 from core.data import ProgressCallback
 from core.engine import Evaluation, StepSettings, TrainingCancelled, evaluate, train_one_epoch
 from core.events import BatchEvent, Events, Progress, epoch_record
+from core.frozen_cache import FrozenFeatureCache
 from core.optimization import make_loss_function, make_optimizer, make_schedule
 from core.run_config import build_run_config, choose_step_settings
 from core.training_data import TrainingData, prepare_training_data
@@ -186,21 +187,38 @@ class _Session:
         generator = torch.Generator().manual_seed(recipe.seed)
         progress = Progress(self.events, recipe.epochs, self.writer)
         progress.optimizer = optimizer
+        frozen, trainable = models.split_frozen(model, self.spec, self.request.model.freeze)
+        cache = None
+        if frozen is not None and recipe.cache_frozen:
+            cache = FrozenFeatureCache(
+                frozen, settings, recipe.augment, recipe.frozen_views, recipe.seed
+            )
+            self.events.trigger("message", "computing the frozen layers once (cached features)")
         patience = 0
         for epoch in range(1, recipe.epochs + 1):
             progress.epoch = epoch
             models.set_train_mode(model, self.spec, self.request.model.freeze)
             learning_rate = optimizer.param_groups[0]["lr"]
             started = time.perf_counter()
+            if cache is None:
+                network, step_settings, augment = model, settings, recipe.augment
+                epoch_images, epoch_val_images = train_images, val_images
+            else:
+                # The cost of filling the cache counts as training time (in the first epochs).
+                network, step_settings, augment = trainable, cache.feature_settings, None
+                epoch_images = cache.train_view(train_images, epoch, self.stop)
+                if epoch == 1:
+                    val_features = cache.features(val_images, should_stop=self.stop)
+                epoch_val_images = val_features
             stats = train_one_epoch(
-                model, train_images, train_labels, optimizer=optimizer, scheduler=scheduler,
-                loss_function=loss_function, settings=settings, batch_size=batch_size,
-                generator=generator, augment=recipe.augment, should_stop=self.stop,
+                network, epoch_images, train_labels, optimizer=optimizer, scheduler=scheduler,
+                loss_function=loss_function, settings=step_settings, batch_size=batch_size,
+                generator=generator, augment=augment, should_stop=self.stop,
                 on_batch=progress,
             )  # fmt: skip
             validation = evaluate(
-                model, val_images, val_labels, loss_function=val_loss_function,
-                settings=settings, should_stop=self.stop,
+                network, epoch_val_images, val_labels, loss_function=val_loss_function,
+                settings=step_settings, should_stop=self.stop,
             )  # fmt: skip
             self.state.train_seconds += time.perf_counter() - started
             self.state.epochs_run = epoch

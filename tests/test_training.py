@@ -176,3 +176,57 @@ def test_out_of_memory_halves_the_batch_and_tells_the_user(
     assert sizes == [64, 32, 16]
     assert runs.load_run(result.run_id).metrics["batch_size"] == 16
     assert any("batch size halved to 16" in message for message in messages)
+
+
+def test_frozen_layer_cache_trains_only_the_top_and_matches_the_full_model(
+    demo_dataset_dir: Path,
+) -> None:
+    from core import pretrained
+    from core.evaluation import evaluate_run
+
+    if not pretrained.weights_available("mobilenet_v2"):
+        pytest.skip("MobileNetV2 ImageNet weights are not installed")
+    request = tiny_request(
+        demo_dataset_dir, model="mobilenet_v2", use_pretrained=True, freeze="top-2",
+        epochs=3, image_size=64, frozen_views=2,
+    )  # fmt: skip
+    events = Events()
+    messages: list[str] = []
+    events.add_callback("message", messages.append)
+    result = fit(request, events=events)
+    assert result.status == "completed"
+    assert any("cached features" in message for message in messages)
+    info = runs.load_run(result.run_id)
+    trained = runs.load_weights(info)
+    original, _ = models.build_model(
+        ModelConfig("mobilenet_v2", num_classes=4, in_channels=3, pretrained=True)
+    )
+    spec = models.get_spec("mobilenet_v2")
+    frozen, _ = models.split_frozen(original, spec, "top-2")
+    assert frozen is not None and len(frozen) == 17
+    frozen_names = {f"features.{index}." for index in range(17)}  # 19 blocks, top 2 train
+    for name, value in original.state_dict().items():
+        if any(name.startswith(prefix) for prefix in frozen_names):
+            assert torch.equal(trained[name], value), name  # frozen blocks never changed
+    top = "features.18.0.weight"
+    assert not torch.equal(trained[top], original.state_dict()[top])  # the top did train
+    # The cached-feature validation equals the full model's on the stored weights.
+    recomputed = evaluate_run(result.run_id, bootstrap_samples=10)["splits"]["val"]["accuracy"]
+    assert recomputed == pytest.approx(result.val_accuracy, abs=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 9, 10, 50])
+def test_every_schedule_survives_any_number_of_steps(steps: int) -> None:
+    from core.config import TrainConfig
+    from core.optimization import make_schedule
+
+    for schedule in ("cosine", "onecycle", "constant"):
+        parameter = nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.AdamW([parameter], lr=1e-3)
+        scheduler = make_schedule(optimizer, TrainConfig(epochs=1, schedule=schedule), steps)
+        rates = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            rates.append(optimizer.param_groups[0]["lr"])
+        assert all(0 < rate <= 1e-3 * 1.0001 for rate in rates), (schedule, rates)
