@@ -5,7 +5,7 @@ import streamlit as st
 from core import runs
 from core.config import AugmentConfig
 from core.estimate import estimate_epoch
-from core.recipes import make_request, model_choices
+from core.recipes import FAST_CPU_RECIPES, make_request, model_choices
 from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
 from core.ui.sidebar import synthetic_notice
@@ -123,6 +123,13 @@ if entry.supports_pretrained and not entry.weights_available:
         icon=":material/cloud_off:",
     )
 
+recipe = FAST_CPU_RECIPES.get(entry.name, {})
+if recipe:
+    st.caption(
+        "The settings start from this model's fast CPU recipe, chosen from measured runs "
+        "(docs/benchmarks.md)."
+    )
+
 with st.form("train_form"):
     left, middle, right = st.columns(3)
     pretrained = left.checkbox(
@@ -136,6 +143,9 @@ with st.form("train_form"):
     freeze = left.selectbox(
         "Layers to train",
         entry.freeze_choices,
+        index=entry.freeze_choices.index(recipe.get("freeze", "none"))
+        if recipe.get("freeze", "none") in entry.freeze_choices
+        else 0,
         key=f"train_freeze_{entry.name}",
         help="'none' trains every layer; 'head' only the classifier; 'top-N' the top N blocks "
         "and the classifier (pretrained models only).",
@@ -143,16 +153,32 @@ with st.form("train_form"):
     image_size = left.select_slider(
         "Image size (px)",
         IMAGE_SIZES,
-        value=entry.default_image_size,
+        value=recipe.get("image_size", entry.default_image_size),
         key=f"train_size_{entry.name}",
     )
-    epochs = middle.number_input("Epochs", 1, 300, 10, key="train_epochs")
+    # Per-model keys, so that choosing another model brings its own recipe.
+    epochs = middle.number_input(
+        "Epochs", 1, 300, recipe.get("epochs", 10), key=f"train_epochs_{entry.name}"
+    )
     batch_size = middle.select_slider(
         "Batch size", [8, 16, 32, 64, 128], value=64, key="train_batch"
     )
-    lr = middle.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f", key="train_lr")
+    lr = middle.number_input(
+        "Learning rate",
+        1e-6,
+        1.0,
+        recipe.get("lr", 1e-3),
+        format="%.5f",
+        key=f"train_lr_{entry.name}",
+    )
     optimizer = middle.selectbox("Optimizer", ["adamw", "adam"], key="train_optimizer")
-    schedule = right.selectbox("Schedule", ["cosine", "onecycle", "constant"], key="train_schedule")
+    schedules = ["cosine", "onecycle", "constant"]
+    schedule = right.selectbox(
+        "Schedule",
+        schedules,
+        index=schedules.index(recipe.get("schedule", "cosine")),
+        key=f"train_schedule_{entry.name}",
+    )
     label_smoothing = right.slider("Label smoothing", 0.0, 0.3, 0.0, 0.05, key="train_smoothing")
     patience = right.number_input(
         "Early stopping patience (0 = off)", 0, 100, 5, key="train_patience"
@@ -212,12 +238,18 @@ if estimate_clicked or start_clicked:
         else:
             with st.spinner("Measuring a few training batches on this machine..."):
                 estimate = estimate_epoch(request)
+            cached = (
+                f" after computing the frozen layers once (about "
+                f"{format_seconds(estimate.cache_seconds)})"
+                if estimate.cache_seconds
+                else ""
+            )
             st.success(
-                f"About **{format_seconds(estimate.epoch_seconds)} per epoch** "
+                f"About **{format_seconds(estimate.epoch_seconds)} per epoch**{cached} "
                 f"({estimate.train_images} training images at "
                 f"{estimate.train_images_per_second:.0f} images/s, {estimate.precision}), "
                 f"so {int(epochs)} epochs take about "
-                f"{format_seconds(estimate.epoch_seconds * int(epochs))}."
+                f"{format_seconds(estimate.total_seconds(int(epochs)))}."
             )
     else:
         job = manager.submit(request)

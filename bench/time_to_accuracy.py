@@ -14,6 +14,8 @@ present, else the demo. --quick: demo data, 64 px, 1 epoch (CI smoke).
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +44,8 @@ def main() -> None:
     root = arguments.data_dir
     if arguments.quick:
         root = synthetic.generate_demo_dataset(paths.demo_dataset_dir())
+        # Smoke runs must not land among the user's runs.
+        os.environ[paths.CHECKPOINTS_ENV] = tempfile.mkdtemp(prefix="btw-bench-")
     elif root is None:
         real = paths.real_dataset_dir()
         root = real if (real / "Training").is_dir() else paths.demo_dataset_dir()

@@ -94,7 +94,7 @@ class TrainConfig:
     channels_last: bool | None = None  # None = decided per model and device
     # With a freeze policy: compute the frozen blocks once per image and view (core.frozen_cache)
     cache_frozen: bool = True
-    frozen_views: int = 3  # view 0 as is, the others augmented; epoch e trains on view e mod 3
+    frozen_views: int = 3  # view 0 as is, the others augmented; each epoch mixes them per image
 
 
 @dataclass(frozen=True)

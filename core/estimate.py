@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
 from core import models
 from core.engine import StepSettings, evaluate, train_one_epoch
+from core.frozen_cache import FrozenFeatureCache
 from core.run_config import choose_step_settings
 from core.trainer import TrainingRequest
 from core.training_data import TrainingData, prepare_training_data
@@ -31,14 +33,20 @@ class EpochEstimate:
     train_images: int
     val_images: int
     precision: str
+    # With frozen-layer caching: the frozen blocks' output is computed once per view up front.
+    cache_seconds: float = 0.0
 
     @property
     def epoch_seconds(self) -> float:
-        """Training plus validation time of one epoch."""
+        """Training plus validation time of one epoch (after the one-time caching)."""
         return (
             self.train_images / self.train_images_per_second
             + self.val_images / self.eval_images_per_second
         )
+
+    def total_seconds(self, epochs: int) -> float:
+        """The whole run: caching once, then `epochs` epochs."""
+        return self.cache_seconds + epochs * self.epoch_seconds
 
 
 def _timed_steps(
@@ -72,6 +80,9 @@ def estimate_epoch(request: TrainingRequest, data: TrainingData | None = None) -
     memory_format = torch.channels_last if settings.channels_last else torch.preserve_format
     model.to(settings.device, memory_format=memory_format)
     models.set_train_mode(model, spec, request.model.freeze)
+    frozen, trainable = models.split_frozen(model, spec, request.model.freeze)
+    if frozen is not None and request.train.cache_frozen:
+        return _estimate_cached(frozen, trainable, data, request, settings)
     _timed_steps(model, data, request, settings, WARMUP_BATCHES)
     train_seconds = _timed_steps(model, data, request, settings, TIMED_BATCHES)
     val_images, val_labels = data.subset("val")
@@ -88,4 +99,41 @@ def estimate_epoch(request: TrainingRequest, data: TrainingData | None = None) -
         train_images=len(data.train_positions),
         val_images=len(data.val_positions),
         precision="bf16" if settings.bf16 else "fp32",
+    )
+
+
+def _estimate_cached(
+    frozen: nn.Module,
+    trainable: nn.Module,
+    data: TrainingData,
+    request: TrainingRequest,
+    settings: StepSettings,
+) -> EpochEstimate:
+    """Frozen-layer caching: time the frozen blocks once, then the trainable top on features."""
+    cache = FrozenFeatureCache(
+        frozen, settings, request.train.augment, request.train.frozen_views, request.train.seed
+    )
+    images, labels = data.subset("train")
+    batch = min(request.train.batch_size, len(images))
+    sample = images[: batch * (WARMUP_BATCHES + TIMED_BATCHES)]
+    cache.features(sample[:batch])  # warm-up
+    started = time.perf_counter()
+    features = cache.features(sample)
+    frozen_seconds = (time.perf_counter() - started) / len(sample)
+    feature_data = TrainingData(
+        data.dataset, data.manifest, data.classes,
+        np.arange(len(features)), np.arange(0), features, labels[: len(features)],
+    )  # fmt: skip
+    feature_settings = cache.feature_settings
+    _timed_steps(trainable, feature_data, request, feature_settings, WARMUP_BATCHES)
+    train_seconds = _timed_steps(trainable, feature_data, request, feature_settings, TIMED_BATCHES)
+    cached_images = len(data.train_positions) * request.train.frozen_views + len(data.val_positions)
+    return EpochEstimate(
+        train_images_per_second=1.0 / train_seconds,
+        # Validation runs the top only, on cached features: about a third of a training step.
+        eval_images_per_second=3.0 / train_seconds,
+        train_images=len(data.train_positions),
+        val_images=len(data.val_positions),
+        precision="bf16" if settings.bf16 else "fp32",
+        cache_seconds=cached_images * frozen_seconds,
     )

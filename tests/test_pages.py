@@ -131,7 +131,7 @@ def test_train_page_launches_a_tiny_job_and_shows_its_progress(app: AppTest) -> 
     app.switch_page("app_pages/train.py").run()
     assert not app.exception
     app.selectbox(key="train_model").select("cnn_fast").run()
-    app.number_input(key="train_epochs").set_value(2)
+    app.number_input(key="train_epochs_cnn_fast").set_value(2)
     app.select_slider(key="train_size_cnn_fast").set_value(64)
     app.number_input(key="train_subset").set_value(20)
     start = next(button for button in app.button if button.label == "Start training")
@@ -178,6 +178,13 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     assert app.checkbox(key="train_pretrained_cnn_classic").value is False
     app.selectbox(key="train_model").select("mobilenet_v2").run()
     assert app.checkbox(key="train_pretrained_mobilenet_v2").value is True
+    # Each model starts from its own fast CPU recipe.
+    from core.recipes import FAST_CPU_RECIPES
+
+    recipe = FAST_CPU_RECIPES["mobilenet_v2"]
+    assert app.selectbox(key="train_freeze_mobilenet_v2").value == recipe["freeze"]
+    assert app.select_slider(key="train_size_mobilenet_v2").value == recipe["image_size"]
+    assert app.number_input(key="train_epochs_mobilenet_v2").value == recipe["epochs"]
     app.selectbox(key="train_model").select("resnet18").run()
     assert app.checkbox(key="train_pretrained_resnet18").value is False  # no weights here
     assert any("not available on this machine" in info.value for info in app.info)
