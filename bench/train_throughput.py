@@ -35,6 +35,7 @@ from core.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
 from core.engine import StepSettings, train_one_epoch
 from core.frozen_cache import FrozenFeatureCache
 from core.optimization import make_optimizer
+from core.recipes import FAST_CPU_RECIPES
 from core.training_data import prepare_training_data
 from core.transforms import IMAGENET_MEAN, IMAGENET_STD, make_preprocessing
 
@@ -132,8 +133,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, help="default: each model's own")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=14, help="run length for amortising")
-    parser.add_argument("--views", type=int, default=2, help="cached views for amortising")
+    # Amortise the caching over a run as long as the MobileNetV2 recipe's, with its views.
+    parser.add_argument("--epochs", type=int, default=FAST_CPU_RECIPES["mobilenet_v2"]["epochs"])
+    parser.add_argument("--views", type=int, default=TrainConfig().frozen_views)
     parser.add_argument("--quick", action="store_true", help="demo data, 64 px, 2 batches")
     arguments = parser.parse_args()
     root = arguments.data_dir

@@ -55,6 +55,8 @@ def _timed_steps(
     request: TrainingRequest,
     settings: StepSettings,
     count: int,
+    *,
+    augment: bool = True,
 ) -> float:
     """Seconds per training image over `count` batches (after the caller's warm-up)."""
     images, labels = data.subset("train")
@@ -65,7 +67,8 @@ def _timed_steps(
     train_one_epoch(
         model, images[take], labels[take], optimizer=optimizer, scheduler=None,
         loss_function=nn.CrossEntropyLoss(), settings=settings, batch_size=batch,
-        generator=torch.Generator().manual_seed(0), augment=request.train.augment,
+        generator=torch.Generator().manual_seed(0),
+        augment=request.train.augment if augment else None,
     )  # fmt: skip
     return (time.perf_counter() - started) / len(take)
 
@@ -125,8 +128,10 @@ def _estimate_cached(
         np.arange(len(features)), np.arange(0), features, labels[: len(features)],
     )  # fmt: skip
     feature_settings = cache.feature_settings
-    _timed_steps(trainable, feature_data, request, feature_settings, WARMUP_BATCHES)
-    train_seconds = _timed_steps(trainable, feature_data, request, feature_settings, TIMED_BATCHES)
+    # Cached features are already augmented views: the top trains on them as they are.
+    timed = (trainable, feature_data, request, feature_settings)
+    _timed_steps(*timed, WARMUP_BATCHES, augment=False)
+    train_seconds = _timed_steps(*timed, TIMED_BATCHES, augment=False)
     cached_images = len(data.train_positions) * request.train.frozen_views + len(data.val_positions)
     return EpochEstimate(
         train_images_per_second=1.0 / train_seconds,

@@ -146,13 +146,15 @@ def test_train_refuses_bad_options_in_one_line(
 def test_train_on_the_real_dataset_smoke(real_dataset_dir: Path) -> None:
     result = run_cli(
         "train", "--data", str(real_dataset_dir), "--model", "mobilenet_v2", "--pretrained",
-        "--freeze", "head", "--epochs", "1", "--image-size", "96", "--subset", "40", "--json",
+        "--freeze", "head", "--epochs", "3", "--image-size", "96", "--subset", "40", "--json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "completed"
     assert "offline" in summary["weights_source"] or "cache" in summary["weights_source"]
-    assert summary["val_accuracy"] > 0.4  # pretrained features separate the classes at once
+    # Pretrained features separate the classes at once (chance is 0.25); with the frozen
+    # backbone cached, three epochs of the head take about 2 seconds.
+    assert summary["val_accuracy"] > 0.45
     # Training ends with the evaluation on the whole official and leak-free test splits.
     test, leak_free = summary["evaluation"]["test"], summary["evaluation"]["leak_free_test"]
     assert (test["n"], leak_free["n"]) == (1311, 825)

@@ -230,3 +230,21 @@ def test_every_schedule_survives_any_number_of_steps(steps: int) -> None:
             scheduler.step()
             rates.append(optimizer.param_groups[0]["lr"])
         assert all(0 < rate <= 1e-3 * 1.0001 for rate in rates), (schedule, rates)
+
+
+def test_estimate_of_a_cached_run_counts_the_one_time_caching(demo_dataset_dir: Path) -> None:
+    from core import pretrained
+    from core.estimate import estimate_epoch
+
+    if not pretrained.weights_available("mobilenet_v2"):
+        pytest.skip("MobileNetV2 ImageNet weights are not installed")
+    common = {"model": "mobilenet_v2", "use_pretrained": True, "image_size": 64}
+    cached = estimate_epoch(tiny_request(demo_dataset_dir, freeze="top-2", **common))
+    assert cached.cache_seconds > 0
+    assert cached.total_seconds(3) == pytest.approx(cached.cache_seconds + 3 * cached.epoch_seconds)
+    uncached = estimate_epoch(
+        tiny_request(demo_dataset_dir, freeze="top-2", cache_frozen=False, **common)
+    )
+    assert uncached.cache_seconds == 0
+    # Training only the top two blocks on cached features beats running the whole network.
+    assert cached.train_images_per_second > uncached.train_images_per_second
