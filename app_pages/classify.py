@@ -13,6 +13,7 @@ from core.ui.classify import (
     predict_slices,
     usable_runs,
 )
+from core.ui.downloads import csv_download
 
 st.title("Classify")
 st.caption("A research and teaching tool, not a medical device: predictions are not diagnoses.")
@@ -57,12 +58,8 @@ if len(predictions) > 1:
     )
     st.subheader(f"{len(predictions)} images")
     st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button(
-        "Download the results (CSV)",
-        table.to_csv(index=False),
-        file_name="predictions.csv",
-        mime="text/csv",
-        key="classify_download",
+    csv_download(
+        "Download the results (CSV)", table, file_name="predictions.csv", key="classify_download"
     )
 chosen = st.selectbox("Image", list(predictions), key="classify_image")
 prediction, pixels = predictions[chosen], images[chosen]

@@ -38,6 +38,7 @@ from core.ui.compare import (
     tags_clicked,
     tags_key,
 )
+from core.ui.downloads import csv_download
 
 st.title("Compare runs")
 show_feedback()
@@ -68,13 +69,7 @@ st.caption(
     f"{len(shown)} of {len(table)} runs. Click a column header to sort. Intervals are bootstrap "
     "95% intervals; the leak-free test leaves out test images with a copy in training."
 )
-st.download_button(
-    "Download the table (CSV)",
-    shown.to_csv(index=False),
-    file_name="runs.csv",
-    mime="text/csv",
-    key="compare_download",
-)
+csv_download("Download the table (CSV)", shown, file_name="runs.csv", key="compare_download")
 troubled = [info for info in infos if info.problems]
 if troubled:
     with st.expander(f"Runs with problems ({len(troubled)})"):

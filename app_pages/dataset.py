@@ -15,6 +15,7 @@ from core.ui.datasets import (
     reset_dataset_choice,
     selected_dataset_dir,
 )
+from core.ui.downloads import csv_download
 from core.ui.sidebar import synthetic_notice
 
 THUMBNAIL_SIZE = 128
@@ -165,19 +166,19 @@ def show_audit() -> None:
         charts.distance_histogram_chart(report.nearest_distance, threshold), width="stretch"
     )
     download_left, download_right = st.columns(2)
-    download_left.download_button(
+    csv_download(
         "Download the leak-free test subset (CSV)",
-        report.leak_free_test.to_csv(index=False),
+        report.leak_free_test,
         file_name="leak_free_test.csv",
-        mime="text/csv",
         key="download_leak_free",
+        container=download_left,
     )
-    download_right.download_button(
+    csv_download(
         "Download all pairs (CSV)",
-        report.pairs.to_csv(index=False),
+        report.pairs,
         file_name="duplicate_pairs.csv",
-        mime="text/csv",
         key="download_pairs",
+        container=download_right,
     )
     kind_column, scope_column, conflict_column = st.columns(3)
     kinds = kind_column.multiselect("Kind", ["exact", "near"], ["exact", "near"], key="pair_kinds")

@@ -8,6 +8,7 @@ near-duplicates of training images inflate the official number.
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from core.config import DataConfig, Preprocessing, from_dict
 from core.data import ProgressCallback
 from core.device import detect_device
 from core.engine import StepSettings, evaluate
+from core.inference import load_model
 from core.run_writer import RunWriter, iso, utcnow
 from core.storage import write_bytes_atomic
 from core.training_data import TrainingData, prepare_training_data
@@ -101,7 +103,7 @@ def evaluate_run(
             return cached  # a moved dataset keeps its stored results
     started = time.perf_counter()
     sets = evaluation_sets(info.config, progress)
-    model = _load_model(info)
+    model = load_model(info)
     preprocessing = from_dict(Preprocessing, info.config["preprocessing"])
     table = _predict(model, preprocessing, sets, progress)
     evaluation = _summarise(info, sets, table, bootstrap_samples)
@@ -117,6 +119,17 @@ def load_predictions(info: runs.RunInfo) -> pd.DataFrame | None:
     """Every evaluated image of a run: path, label, predicted, probabilities, split flags."""
     path = info.path / PREDICTIONS
     try:
+        stat = path.stat()
+    except OSError:
+        return None
+    # The Compare page reads the same files several times per rerun: parse each version once.
+    table = _read_predictions(str(path), stat.st_mtime_ns, stat.st_size)
+    return None if table is None else table.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _read_predictions(path: str, mtime_ns: int, size: int) -> pd.DataFrame | None:
+    try:
         table = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
@@ -128,16 +141,6 @@ def _fingerprint(root: Path) -> str:
     from core.data import open_dataset
 
     return open_dataset(root).fingerprint
-
-
-def _load_model(info: runs.RunInfo) -> nn.Module:
-    from core import models
-    from core.config import ModelConfig
-
-    model, _ = models.build_model(
-        from_dict(ModelConfig, info.config["model"]), state_dict=runs.load_weights(info)
-    )
-    return model.eval()
 
 
 def _predict(

@@ -24,6 +24,13 @@ from core.transforms import prepare_images
 UNSURE_BELOW = 0.6  # top-class probability under which a prediction is flagged as unsure
 
 
+def load_model(info: runs.RunInfo) -> torch.nn.Module:
+    """The run's model rebuilt from its config.json and model.safetensors, in eval mode."""
+    model_config = from_dict(ModelConfig, info.config["model"])
+    model, _ = models.build_model(model_config, state_dict=runs.load_weights(info))
+    return model.eval()
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One image's class probabilities (summing to 1) and what to be careful about."""
@@ -62,9 +69,7 @@ class Predictor:
         if info.config is None or info.damaged:
             problems = "; ".join(info.problems) or "its files are damaged"
             raise runs.RunError(f"run {info.run_id} cannot be used: {problems}")
-        model_config = from_dict(ModelConfig, info.config["model"])
-        model, _ = models.build_model(model_config, state_dict=runs.load_weights(info))
-        model.eval()
+        model = load_model(info)
         # Grad-CAM needs gradients at the target layer, also for layers frozen in training.
         model.requires_grad_(True)
         return cls(
@@ -72,7 +77,7 @@ class Predictor:
             classes=tuple(info.config["classes"]),
             preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
             model=model,
-            spec=models.get_spec(model_config.name),
+            spec=models.get_spec(info.config["model"]["name"]),
             input_ranges=info.config.get("input_ranges"),
         )
 

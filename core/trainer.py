@@ -207,9 +207,7 @@ class _Session:
                 # The cost of filling the cache counts as training time (in the first epochs).
                 network, step_settings, augment = trainable, cache.feature_settings, None
                 epoch_images = cache.train_view(train_images, epoch, self.stop)
-                if epoch == 1:
-                    val_features = cache.features(val_images, should_stop=self.stop)
-                epoch_val_images = val_features
+                epoch_val_images = cache.validation_view(val_images, self.stop)
             stats = train_one_epoch(
                 network, epoch_images, train_labels, optimizer=optimizer, scheduler=scheduler,
                 loss_function=loss_function, settings=step_settings, batch_size=batch_size,

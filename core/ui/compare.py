@@ -676,6 +676,17 @@ def _class_name(classes: Sequence[str], index: Any) -> str:
         return str(index)
 
 
+def _show_images_of(
+    info: runs.RunInfo, rows: pd.DataFrame, caption: Any, *, with_cam: bool
+) -> None:
+    """A gallery of `rows` (path, label, predicted) from the run's dataset, else the table."""
+    if dataset_root(info) is None:
+        st.info("The run's dataset is not on this machine, so its images cannot be shown.")
+        st.dataframe(rows.head(GALLERY_LIMIT), hide_index=True, width="stretch")
+        return
+    show_gallery(gallery_items(info, rows, caption, with_cam=with_cam))
+
+
 def show_misclassified(info: runs.RunInfo, split: str, *, with_cam: bool) -> None:
     """The run's most confident mistakes on `split`, each with where it looked."""
     try:
@@ -691,10 +702,6 @@ def show_misclassified(info: runs.RunInfo, split: str, *, with_cam: bool) -> Non
         f"{min(len(wrong), GALLERY_LIMIT)} most confident mistakes"
         + (", with the map of where the model looked for the class it chose." if with_cam else ".")
     )
-    if dataset_root(info) is None:
-        st.info("The run's dataset is not on this machine, so its images cannot be shown.")
-        st.dataframe(wrong.head(GALLERY_LIMIT), hide_index=True, width="stretch")
-        return
     classes = class_names(info)
 
     def caption(row: Any) -> str:
@@ -703,7 +710,7 @@ def show_misclassified(info: runs.RunInfo, split: str, *, with_cam: bool) -> Non
             f"({row.confidence:.0%})"
         )
 
-    show_gallery(gallery_items(info, wrong, caption, with_cam=with_cam))
+    _show_images_of(info, wrong, caption, with_cam=with_cam)
 
 
 def show_disagreements(
@@ -723,10 +730,6 @@ def show_disagreements(
         f"{len(rows)} image(s) of the {SPLIT_LABELS[split]} split that {label_a} gets right and "
         f"{label_b} gets wrong" + (f"; maps show where {label_b} looked." if with_cam else ".")
     )
-    if dataset_root(b) is None:
-        st.info("The dataset is not on this machine, so the images cannot be shown.")
-        st.dataframe(rows.head(GALLERY_LIMIT), hide_index=True, width="stretch")
-        return
     classes = class_names(b)
 
     def caption(row: Any) -> str:
@@ -735,7 +738,7 @@ def show_disagreements(
         )
 
     renamed = rows.rename(columns={"predicted_b": "predicted"})
-    show_gallery(gallery_items(b, renamed, caption, with_cam=with_cam))
+    _show_images_of(b, renamed, caption, with_cam=with_cam)
 
 
 def show_pair(
