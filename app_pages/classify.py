@@ -11,9 +11,12 @@ from core.ui.classify import (
     decode_uploads,
     load_predictor,
     predict_slices,
+    show_upload_gallery,
     usable_runs,
 )
 from core.ui.downloads import csv_download
+
+GALLERY_OPEN_UP_TO = 24  # more uploads than this start with the gallery folded
 
 st.title("Classify")
 st.caption("A research and teaching tool, not a medical device: predictions are not diagnoses.")
@@ -61,6 +64,8 @@ if len(predictions) > 1:
     csv_download(
         "Download the results (CSV)", table, file_name="predictions.csv", key="classify_download"
     )
+    with st.expander("Gallery: open any image", expanded=len(predictions) <= GALLERY_OPEN_UP_TO):
+        show_upload_gallery(images, predictions)
 chosen = st.selectbox("Image", list(predictions), key="classify_image")
 prediction, pixels = predictions[chosen], images[chosen]
 

@@ -222,6 +222,8 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
     )
     assert {metric.label for metric in app.metric} == {"Predicted class"}
     assert app.selectbox(key="classify_cam").value == "layercam"  # the default method
+    app.button(key="classify_open_mr.dcm").click().run()  # the gallery opens an image
+    assert app.selectbox(key="classify_image").value == "mr.dcm"
     app.selectbox(key="classify_image").select("stack.dcm [2/2]").run()
     app.selectbox(key="classify_cam").select("eigencam").run()
     app.selectbox(key="classify_target").select("notumor").run()

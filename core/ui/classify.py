@@ -112,3 +112,21 @@ def _unique(name: str, taken: dict[str, np.ndarray]) -> str:
     while candidate in taken:
         candidate, copy = f"{name} ({copy})", copy + 1
     return candidate
+
+
+def show_upload_gallery(
+    images: dict[str, np.ndarray], predictions: dict[str, Prediction], columns: int = 6
+) -> None:
+    """Thumbnails with their predicted class; 'Open' shows that image in full below."""
+    names = list(images)
+    for start in range(0, len(names), columns):
+        row = st.columns(columns)
+        for column, name in zip(row, names[start : start + columns], strict=False):
+            prediction = predictions[name]
+            column.image(images[name], caption=name, width="stretch")
+            column.caption(f"{prediction.predicted} ({prediction.confidence:.0%})")
+            column.button("Open", key=f"classify_open_{name}", on_click=_open_image, args=(name,))
+
+
+def _open_image(name: str) -> None:
+    st.session_state["classify_image"] = name  # the page's image selector
