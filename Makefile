@@ -35,7 +35,7 @@ test: setup-dev
 	$(BIN)/python -m pytest
 
 # Every benchmark's --quick mode, to keep them working (CI); timings are printed, never judged.
-BENCHMARKS := dataset_load audit_threshold inference_latency train_throughput time_to_accuracy
+BENCHMARKS := dataset_load audit_threshold inference_latency inference_backends train_throughput time_to_accuracy
 bench-quick: setup-dev
 	@for name in $(BENCHMARKS); do \
 		echo "== bench.$$name --quick"; \

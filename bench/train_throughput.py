@@ -3,7 +3,10 @@
     python -m bench.train_throughput [DATA_DIR] [--settings cnn_fast mobilenet_v2:top-5 ...]
         [--image-size S] [--batch-size 32] [--batches 10] [--epochs 14] [--quick]
 
-A setting is MODEL or MODEL:FREEZE (none, head, top-N). Same model, freeze policy, image size,
+A setting is MODEL or MODEL:FREEZE (none, head, top-N); the default ones: cnn_fast, MobileNetV2
+with every layer training and with the recipe's freeze policy, ResNet18 with every layer training
+(ImageNet weights where a freeze policy needs them and they are here; else a random init:
+throughput does not depend on the weights' values). Same model, freeze policy, image size,
 batch size, optimizer (AdamW) and machine for both sides:
 - naive: what tutorials for this dataset do: torchvision ImageFolder + PIL transforms per image
   per epoch (resize, flip, rotation, colour jitter, to-tensor, normalise) + a DataLoader with
@@ -40,6 +43,7 @@ from core.training_data import prepare_training_data
 from core.transforms import IMAGENET_MEAN, IMAGENET_STD, make_preprocessing
 
 WARMUP_BATCHES = 2
+MOBILENET_RECIPE = FAST_CPU_RECIPES["mobilenet_v2"]
 
 
 def build(name: str, freeze: str) -> tuple[nn.Module, models.ModelSpec, torch.optim.Optimizer]:
@@ -128,13 +132,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", nargs="?", type=Path)
     parser.add_argument(
-        "--settings", nargs="+", default=["cnn_fast", "mobilenet_v2", "mobilenet_v2:top-5"]
+        "--settings",
+        nargs="+",
+        default=[
+            "cnn_fast",
+            "mobilenet_v2",
+            f"mobilenet_v2:{MOBILENET_RECIPE['freeze']}",
+            "resnet18",
+        ],
     )
     parser.add_argument("--image-size", type=int, help="default: each model's own")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=10)
     # Amortise the caching over a run as long as the MobileNetV2 recipe's, with its views.
-    parser.add_argument("--epochs", type=int, default=FAST_CPU_RECIPES["mobilenet_v2"]["epochs"])
+    parser.add_argument("--epochs", type=int, default=MOBILENET_RECIPE["epochs"])
     parser.add_argument("--views", type=int, default=TrainConfig().frozen_views)
     parser.add_argument("--quick", action="store_true", help="demo data, 64 px, 2 batches")
     arguments = parser.parse_args()
