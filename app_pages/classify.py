@@ -15,6 +15,7 @@ from core.ui.classify import (
     usable_runs,
 )
 from core.ui.downloads import csv_download
+from core.ui.images import displayable
 
 GALLERY_OPEN_UP_TO = 24  # more uploads than this start with the gallery folded
 
@@ -103,9 +104,9 @@ with left:
     explanation = predictor.explain(pixels, method=method, target_class=target_class)
     shown = predictor.classes[explanation.target_class]
     image_column, overlay_column = st.columns(2)
-    image_column.image(pixels, caption=chosen, width="stretch")
+    image_column.image(displayable(pixels), caption=chosen, width="stretch")
     overlay_column.image(
-        overlay(pixels, explanation.cam, opacity),
+        displayable(overlay(pixels, explanation.cam, opacity)),
         caption=f"{method}: where the model looked for '{shown}'",
         width="stretch",
     )

@@ -16,6 +16,7 @@ from core.ui.datasets import (
     selected_dataset_dir,
 )
 from core.ui.downloads import csv_download
+from core.ui.images import displayable
 from core.ui.sidebar import synthetic_notice
 
 THUMBNAIL_SIZE = 128
@@ -53,7 +54,7 @@ def show_full_image(position: int) -> None:
     """One image at full size with its facts."""
     row = dataset.frame.iloc[position]
     try:
-        st.image(read_image(dataset.root / row["path"]).pixels, width="stretch")
+        st.image(displayable(read_image(dataset.root / row["path"]).pixels), width="stretch")
     except ImageReadError as error:
         st.error(str(error))
     st.markdown(f"**{row['path']}**")
@@ -127,7 +128,7 @@ def show_pair(pair: dict) -> None:
     for column, side in zip(st.columns(2), ("a", "b"), strict=True):
         try:
             pixels = read_image(dataset.root / pair[f"{side}_path"]).pixels
-            column.image(pixels, width="stretch")
+            column.image(displayable(pixels), width="stretch")
         except ImageReadError as error:
             column.error(str(error))
         column.caption(f"{pair[f'{side}_path']} ({pair[f'{side}_label']}, {pair[f'{side}_split']})")

@@ -13,6 +13,7 @@ import streamlit as st
 from core import runs
 from core.imaging import ImageReadError, read_slices
 from core.inference import Prediction, Predictor
+from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
 
@@ -123,7 +124,7 @@ def show_upload_gallery(
         row = st.columns(columns)
         for column, name in zip(row, names[start : start + columns], strict=False):
             prediction = predictions[name]
-            column.image(images[name], caption=name, width="stretch")
+            column.image(displayable(images[name]), caption=name, width="stretch")
             column.caption(f"{prediction.predicted} ({prediction.confidence:.0%})")
             column.button("Open", key=f"classify_open_{name}", on_click=_open_image, args=(name,))
 

@@ -25,6 +25,7 @@ from core.explain import overlay
 from core.imaging import read_image
 from core.run_writer import WEIGHTS
 from core.ui.classify import load_predictor
+from core.ui.images import displayable
 
 GALLERY_LIMIT = 12
 GALLERY_COLUMNS = 4
@@ -666,7 +667,7 @@ def show_gallery(items: Sequence[GalleryItem]) -> None:
             if item.pixels is None:
                 column.caption(f"{item.caption} (image unreadable)")
             else:
-                column.image(item.pixels, caption=item.caption, width="stretch")
+                column.image(displayable(item.pixels), caption=item.caption, width="stretch")
 
 
 def _class_name(classes: Sequence[str], index: Any) -> str:
