@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay
 from core.imaging import SUPPORTED_EXTENSIONS
+from core.runs import RunError
 from core.ui.classify import (
     best_run_index,
     decode_uploads,
@@ -35,7 +36,11 @@ run = st.selectbox(
     format_func=lambda info: info.label,
     key="classify_run",
 )
-predictor = load_predictor(run.run_id)
+try:
+    predictor = load_predictor(run.run_id)
+except RunError as error:  # a run whose files do not fit together: say so, let another be chosen
+    st.error(f"This run cannot classify: {error}")
+    st.stop()
 uploads = st.file_uploader(
     "MRI slices (JPEG, PNG, BMP, TIFF or DICOM)",
     type=sorted(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS),

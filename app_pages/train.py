@@ -14,6 +14,7 @@ from core.ui.training import (
     format_seconds,
     history_chart,
     job_manager,
+    number_or_none,
     progress_text,
 )
 
@@ -35,15 +36,18 @@ def show_stored_run(run_id: str) -> None:
     except runs.RunError as error:
         st.error(str(error))
         return
-    st.markdown(f"**{run.display_name}** · status **{run.status}**")
+    status = "damaged" if run.damaged else run.status
+    st.markdown(f"**{run.display_name}** · status **{status}**")
     for problem in run.problems:
         st.warning(problem)
     st.plotly_chart(history_chart(run.history), width="stretch")
-    if run.metrics and run.metrics.get("val"):
+    validation = (run.metrics or {}).get("val") or {}
+    accuracy, loss = (number_or_none(validation.get(key)) for key in ("accuracy", "loss"))
+    if accuracy is not None and loss is not None:
+        seconds = number_or_none((run.metrics or {}).get("train_seconds"))
         st.caption(
             f"Best epoch {run.metrics.get('best_epoch')}: validation accuracy "
-            f"{run.metrics['val']['accuracy']:.4f}, loss {run.metrics['val']['loss']:.4f}, "
-            f"trained {format_seconds(run.metrics.get('train_seconds'))}."
+            f"{accuracy:.4f}, loss {loss:.4f}, trained {format_seconds(seconds)}."
         )
 
 

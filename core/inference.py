@@ -7,7 +7,9 @@ used, so there is no train/serve skew.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +27,30 @@ UNSURE_BELOW = 0.6  # top-class probability under which a prediction is flagged 
 
 
 def load_model(info: runs.RunInfo) -> torch.nn.Module:
-    """The run's model rebuilt from its config.json and model.safetensors, in eval mode."""
-    model_config = from_dict(ModelConfig, info.config["model"])
-    model, _ = models.build_model(model_config, state_dict=runs.load_weights(info))
+    """The run's model rebuilt from its config.json and model.safetensors, in eval mode.
+
+    RunError when they do not fit together (a hand-edited config, weights of another model).
+    """
+    weights = runs.load_weights(info)
+    with _unusable_run(info):
+        model_config = from_dict(ModelConfig, info.config["model"])
+        model, _ = models.build_model(model_config, state_dict=weights)
     return model.eval()
+
+
+@contextlib.contextmanager
+def _unusable_run(info: runs.RunInfo) -> Iterator[None]:
+    """Turn a config or weights mismatch into one RunError naming the run."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        if isinstance(error, runs.RunError):
+            raise
+        # load_state_dict lists every mismatched tensor on its own line: keep the first.
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if isinstance(error, KeyError):
+            detail = f"config.json has no {detail}"
+        raise runs.RunError(f"run {info.run_id} cannot be used: {detail}") from None
 
 
 @dataclass(frozen=True)
@@ -72,14 +94,15 @@ class Predictor:
         model = load_model(info)
         # Grad-CAM needs gradients at the target layer, also for layers frozen in training.
         model.requires_grad_(True)
-        return cls(
-            run_id=info.run_id,
-            classes=tuple(info.config["classes"]),
-            preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
-            model=model,
-            spec=models.get_spec(info.config["model"]["name"]),
-            input_ranges=info.config.get("input_ranges"),
-        )
+        with _unusable_run(info):
+            return cls(
+                run_id=info.run_id,
+                classes=tuple(str(name) for name in info.config["classes"]),
+                preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
+                model=model,
+                spec=models.get_spec(info.config["model"]["name"]),
+                input_ranges=info.config.get("input_ranges"),
+            )
 
     @torch.no_grad()
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:

@@ -68,6 +68,14 @@ __all__ = [
 
 _MAX_NAME, _MAX_TAG = 80, 30
 
+# Sections that pages and the predictor index into. A file that is valid JSON but holds another
+# type there (a hand edit, another tool) is reported and set aside, so no reader trips on it.
+_CONFIG_SECTIONS: dict[str, type] = {
+    "classes": list, "data": dict, "dataset": dict, "input_ranges": dict, "model": dict,
+    "parameters": dict, "preprocessing": dict, "train": dict, "weights_source": dict,
+}  # fmt: skip
+_METRICS_SECTIONS: dict[str, type] = {"evaluation": dict, "val": dict}
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -114,9 +122,13 @@ def is_process_alive(pid: int) -> bool:
     return True
 
 
-def _read_object(path: Path, problems: list[str]) -> dict | None:
+def _read_object(
+    path: Path, problems: list[str], sections: dict[str, type], *, required: bool = True
+) -> dict | None:
+    """A JSON object file, or None with the reason added to `problems` (when it matters)."""
     if not path.exists():
-        problems.append(f"{path.name} is missing")
+        if required:
+            problems.append(f"{path.name} is missing")
         return None
     payload = read_json(path)
     if not isinstance(payload, dict):
@@ -125,6 +137,14 @@ def _read_object(path: Path, problems: list[str]) -> dict | None:
             if payload is None
             else f"{path.name} is not a JSON object"
         )
+        return None
+    wrong = [
+        key
+        for key, kind in sections.items()
+        if key in payload and not isinstance(payload[key], kind)
+    ]
+    if wrong:
+        problems.append(f"{path.name} has unreadable sections ({', '.join(wrong)})")
         return None
     return payload
 
@@ -195,17 +215,16 @@ def _effective_status(stored: dict | None, config: dict | None, problems: list[s
 
 def _read_run(folder: Path) -> RunInfo:
     problems: list[str] = []
-    config = _read_object(folder / CONFIG, problems)
-    stored = _read_object(folder / STATUS, problems)
+    config = _read_object(folder / CONFIG, problems, _CONFIG_SECTIONS)
+    stored = _read_object(folder / STATUS, problems, {})
     status = _effective_status(stored, config, problems)
-    meta = read_json(folder / META)
-    meta = meta if isinstance(meta, dict) else {}
+    meta = _read_object(folder / META, problems, {}, required=False) or {}
     tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
     weights_problem = _weights_problem(folder / WEIGHTS)
     # Missing weights are normal until a run completes; corrupt ones are always worth saying.
     if weights_problem and ((folder / WEIGHTS).exists() or status == "completed"):
         problems.append(weights_problem)
-    metrics = read_json(folder / METRICS)
+    metrics = _read_object(folder / METRICS, problems, _METRICS_SECTIONS, required=False)
     return RunInfo(
         run_id=folder.name,
         path=folder,
@@ -213,7 +232,7 @@ def _read_run(folder: Path) -> RunInfo:
         status=status,
         stored_status=stored,
         history=_read_history(folder / HISTORY, problems),
-        metrics=metrics if isinstance(metrics, dict) else None,
+        metrics=metrics,
         name=meta.get("name") if isinstance(meta.get("name"), str) else None,
         tags=tuple(tag for tag in tags if isinstance(tag, str)),
         notes=meta.get("notes") if isinstance(meta.get("notes"), str) else "",
@@ -224,10 +243,16 @@ def _read_run(folder: Path) -> RunInfo:
 
 
 def _is_run_folder(folder: Path) -> bool:
+    # A folder named like a run id is a run even when emptied: it is listed as damaged (and
+    # can be deleted) rather than silently ignored.
     return (
         not folder.name.startswith(".")
         and folder.is_dir()
-        and ((folder / CONFIG).exists() or (folder / STATUS).exists())
+        and (
+            (folder / CONFIG).exists()
+            or (folder / STATUS).exists()
+            or run_created_at(folder.name) is not None
+        )
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -23,6 +26,12 @@ def job_manager() -> JobManager:
 def mark_interrupted_runs_once() -> None:
     """At server start, runs left 'running' by a dead process become 'interrupted'."""
     shared_memo().get(("interrupted-runs-marked",), runs.mark_interrupted_runs)
+
+
+def number_or_none(value: Any) -> float | None:
+    """A metric as a float, or None when a damaged file holds something else there."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number and math.isfinite(value) else None
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -66,8 +75,11 @@ def history_chart(
                        line={"width": 1, "color": "rgba(76,120,168,0.35)"}),
             row=1, col=1,
         )  # fmt: skip
-    if history:
-        frame = pd.DataFrame(history)
+    columns = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+    # A damaged history line may lack a column or hold text: plot what is numeric, skip the rest.
+    frame = pd.DataFrame(list(history)).reindex(columns=columns)
+    frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["epoch"])
+    if not frame.empty:
         for column, name, colour, panel in (
             ("train_loss", "train loss", "#4C78A8", 1),
             ("val_loss", "validation loss", "#F58518", 1),
