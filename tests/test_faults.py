@@ -1,10 +1,21 @@
-"""Faults: damaged run folders in front of the registry and every page."""
+"""Faults: the app killed mid-training, and damaged run folders in front of every page.
+
+The kill test runs the real Train page (Home.py under Streamlit's AppTest) in a child process,
+so training happens in the app's own background job thread; SIGKILL then stands in for a
+crashed or killed server. "Starting again" is what a fresh server does: Home marks the runs
+left running by a dead process as interrupted, then the pages read the folder.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +33,46 @@ from core.trainer import fit
 from core.ui.memo import shared_memo
 from tests.test_pages import PROJECT_ROOT, TIMEOUT
 from tests.test_training import tiny_request
+
+KILL_AFTER_EPOCHS = 2
+
+# The Train page, driven the way a person would, in a process of its own. It prints the run id
+# and then keeps the process (the "server") alive while the job thread trains.
+APP_THAT_TRAINS = """
+import time
+from streamlit.testing.v1 import AppTest
+
+app = AppTest.from_file("Home.py", default_timeout=120).run()
+app.switch_page("app_pages/train.py").run()
+app.selectbox(key="train_model").select("cnn_fast").run()
+app.number_input(key="train_epochs_cnn_fast").set_value(300)
+app.select_slider(key="train_size_cnn_fast").set_value(64)
+app.number_input(key="train_subset").set_value(20)
+app.number_input(key="train_patience").set_value(0)
+next(button for button in app.button if button.label == "Start training").click().run()
+assert not app.exception, app.exception
+run_id = app.query_params["run"]
+print("RUN", run_id[0] if isinstance(run_id, list) else run_id, flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below `folder`, by relative path."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def history_lines(run_dir: Path) -> list[bytes]:
+    """The run's history lines; none while the job has not made its folder yet."""
+    try:
+        return [line for line in (run_dir / "history.jsonl").read_bytes().splitlines() if line]
+    except FileNotFoundError:
+        return []
 
 
 def fresh_app(checkpoints: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
@@ -49,6 +100,88 @@ def copy_run(source: Path, checkpoints: Path) -> Path:
     target = checkpoints / new_run_id("cnn_fast")
     shutil.copytree(source, target)
     return target
+
+
+# ---------------------------------------------------------------- killed during training
+
+
+def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothing_else(
+    completed_run: Path,
+    demo_dataset_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    neighbour = copy_run(completed_run, checkpoints)
+    neighbour_before = folder_hashes(neighbour)
+    weights_before = runs.load_weights(neighbour.name, checkpoints)
+    environment = {
+        **os.environ,
+        paths.CHECKPOINTS_ENV: str(checkpoints),
+        paths.DATA_DIR_ENV: str(demo_dataset_dir),
+    }
+    log = tmp_path / "app.log"
+    with log.open("w") as log_file:  # the child keeps its own copy of the descriptor
+        app = subprocess.Popen(
+            [sys.executable, "-c", APP_THAT_TRAINS],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            start_new_session=True,  # its own process group: the kill reaches all it started
+        )
+    try:
+        line = app.stdout.readline()
+        assert line.startswith("RUN "), f"no run started: {log.read_text()[-2000:]}"
+        killed = checkpoints / line.split()[1]
+        deadline = time.monotonic() + 240
+        while len(history_lines(killed)) < KILL_AFTER_EPOCHS:
+            assert app.poll() is None, "the app exited before it was killed"
+            assert time.monotonic() < deadline, "training recorded too few epochs in time"
+            time.sleep(0.05)
+        recorded_before_kill = len(history_lines(killed))
+    finally:
+        os.killpg(app.pid, signal.SIGKILL)
+        app.wait(timeout=30)
+        app.stdout.close()
+    assert runs.load_run(killed.name, checkpoints).stored_status["status"] == "running"
+
+    # The history up to the kill: every line whole, epochs 1..k in order, none lost.
+    records = [json.loads(line) for line in history_lines(killed)]
+    assert all(isinstance(record, dict) for record in records)
+    assert [record["epoch"] for record in records] == list(range(1, len(records) + 1))
+    assert len(records) >= recorded_before_kill >= KILL_AFTER_EPOCHS
+
+    # Start again: Home marks the run interrupted on disk; every page still works.
+    app_again = fresh_app(checkpoints, demo_dataset_dir, monkeypatch)
+    info = runs.load_run(killed.name, checkpoints)
+    assert info.status == "interrupted" and info.stored_status["status"] == "interrupted"
+    assert "stopped without finishing" in info.stored_status["message"]
+    assert [record["epoch"] for record in info.history] == [r["epoch"] for r in records]
+    assert not any("unreadable" in problem or "corrupt" in problem for problem in info.problems)
+    assert info.config["model"]["name"] == "cnn_fast"  # written once, atomically, never torn
+    app_again.switch_page("app_pages/compare.py").run()
+    assert not app_again.exception
+    table = app_again.dataframe[0].value.set_index("run")
+    assert table.loc[killed.name, "status"] == "interrupted"
+    assert table.loc[neighbour.name, "status"] == "completed"
+    app_again.query_params["run"] = killed.name
+    app_again.switch_page("app_pages/train.py").run()
+    assert not app_again.exception
+    assert any("status **interrupted**" in str(text.value) for text in app_again.markdown)
+
+    # Nothing else was touched: the finished run is byte for byte what it was, and still loads.
+    assert folder_hashes(neighbour) == neighbour_before
+    weights_after = runs.load_weights(neighbour.name, checkpoints)
+    assert weights_after.keys() == weights_before.keys()
+    assert all(torch.equal(weights_after[key], weights_before[key]) for key in weights_before)
+    assert runs.load_run(neighbour.name, checkpoints).status == "completed"
+    assert Predictor.from_run(neighbour).classes == tuple(info.config["classes"])
+    assert sorted(path.name for path in checkpoints.iterdir()) == sorted(
+        [killed.name, neighbour.name]
+    )  # no half-created run left behind
 
 
 # ---------------------------------------------------------------- damaged run folders
