@@ -193,7 +193,7 @@ def valid_but_odd(rng: np.random.Generator) -> list[Case]:
     cases = [Case("valid but odd", name, data, VALID) for name, data in odd]
     # Compressed DICOM: valid where a decoder plugin is installed, else a named clear error.
     for name, file in (
-        ("dicom-jpeg-baseline-rgb.dcm", "SC_rgb_jpeg_gdcm.dcm"),
+        ("dicom-jpeg-lossless-rgb.dcm", "SC_rgb_jpeg_gdcm.dcm"),
         ("dicom-jpeg-ls.dcm", "MR_small_jpeg_ls_lossless.dcm"),
         ("dicom-jpeg2000.dcm", "MR_small_jp2klossless.dcm"),
     ):
