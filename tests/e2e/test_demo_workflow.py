@@ -1,0 +1,360 @@
+"""A person's first session on the demo data, in a real browser: look around, train, compare,
+classify, and two people at once. The tests share one server and run in this file's order:
+the runs trained in one test are the ones compared and used in the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import playwright_or_skip
+
+playwright_or_skip()  # before anything imports playwright
+
+from playwright.sync_api import Locator, Page, expect
+
+from core import paths
+from core.ui.compare import SELECTION_KEY
+from tests.e2e import files, ui
+from tests.e2e.server import AppServer
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["", "dataset", "train", "compare", "classify"]
+DEMO_IMAGES = "300"
+
+
+def test_first_run_shows_the_demo_dataset_and_every_page_loads(
+    demo_app: AppServer, page: Page, project_data_is_a_dataset: bool
+) -> None:
+    if project_data_is_a_dataset:
+        pytest.skip("data/ holds a dataset, so this machine has no 'nothing configured' first run")
+    ui.open_page(page, demo_app.url)
+    main = ui.main(page)
+    expect(main.get_by_text("synthetic demo dataset")).to_be_visible()
+    expect(ui.metric(main, "Images")).to_have_text(re.compile(f"{DEMO_IMAGES}$"))
+    expect(page.locator(ui.SIDEBAR)).to_contain_text("synthetic demo")
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-home")
+    for path in PAGES[1:]:
+        ui.navigate(page, ui.PAGE_TITLES[path].split()[0])
+        ui.expect_no_exception(page)
+        ui.save_screenshot(page, f"demo-{path}-empty")
+    # A fresh page load of each URL too: that is a new session starting on that page.
+    for path in PAGES:
+        ui.open_page(page, demo_app.url, path)
+        ui.expect_no_exception(page)
+
+
+# --- Training -----------------------------------------------------------------------------------
+
+LIVE_CHART = f"{ui.MAIN} [data-testid='stPlotlyChart'] .js-plotly-plot"
+# Total points of the live chart once it has more than `arg[1]` (else false), for wait_for_function.
+CHART_GREW = """([selector, previous]) => {
+    const plot = document.querySelector(selector);
+    if (!plot || !plot._fullData) return false;
+    const points = plot._fullData.reduce((total, trace) => total + (trace._length || 0), 0);
+    return points > previous ? points : false;
+}"""
+CHART_UPDATES_TO_SEE = 3
+
+
+@pytest.fixture(scope="module")
+def trained_runs() -> dict[str, str]:
+    """Run ids that the training test creates through the page, for the tests after it."""
+    return {}
+
+
+def attached_run(url: str) -> str | None:
+    """The run id in the page's URL (the Train page's `?run=`), if any."""
+    found = re.search(r"[?&]run=([^&]+)", url)
+    return found.group(1) if found else None
+
+
+def start_cnn_fast(page: Page, *, epochs: int) -> str:
+    """Fill the form for a short custom-CNN run at the smallest image size; return its run id."""
+    ui.choose(page, "train_model", re.compile(r"^cnn_fast"))
+    ui.set_number(page, "train_epochs_cnn_fast", epochs)
+    ui.slide_to_start(page, "train_size_cnn_fast")
+    expect(ui.widget(page, "train_size_cnn_fast")).to_contain_text("64")
+    ui.set_number(page, "train_patience", 0)  # every epoch runs: its length is predictable
+    before = attached_run(page.url)
+    ui.button(page, "Start training").click()
+    page.wait_for_url(lambda url: attached_run(url) not in (None, before))
+    run_id = attached_run(page.url)
+    expect(ui.main(page)).to_contain_text(f"run {run_id}")
+    return run_id
+
+
+def chart_points_after(page: Page, previous: int) -> int:
+    """Wait until the live chart has more points than `previous`; return how many."""
+    grown = page.wait_for_function(
+        CHART_GREW, arg=[LIVE_CHART, previous], timeout=ui.TRAINING_TIMEOUT_MS
+    )
+    return int(grown.json_value())
+
+
+def live_progress(page: Page) -> Locator:
+    return ui.progress_bars(ui.main(page)).first
+
+
+def test_train_watch_reattach_and_cancel(
+    demo_app: AppServer, page: Page, trained_runs: dict[str, str]
+) -> None:
+    ui.open_page(page, demo_app.url, "train")
+    completed = start_cnn_fast(page, epochs=40)
+    # The bar and the loss chart move on their own (the page polls the job every 2 s).
+    epoch_of_40 = re.compile(r"Epoch \d+/40")
+    expect(live_progress(page)).to_contain_text(epoch_of_40, timeout=ui.TRAINING_TIMEOUT_MS)
+    points = [chart_points_after(page, 0)]
+    for _ in range(CHART_UPDATES_TO_SEE - 1):
+        points.append(chart_points_after(page, points[-1]))
+    assert points == sorted(set(points)), points
+    ui.save_screenshot(page, "demo-train-running")
+
+    page.reload()  # a new browser session: the URL brings it back to the same job
+    ui.expect_title(page, "Train")
+    expect(ui.main(page)).to_contain_text(f"run {completed}")
+    expect(live_progress(page)).to_be_visible()
+    chart_points_after(page, points[-1] - 1)  # the history drawn so far is all there
+
+    expect(live_progress(page)).to_contain_text("Completed", timeout=ui.TRAINING_TIMEOUT_MS)
+    expect(ui.metric(ui.main(page), "Validation accuracy")).to_be_visible()
+    expect(ui.metric(ui.main(page), "Best epoch")).to_contain_text("of 40")
+    ui.wait_for_elements(page)
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-train-completed")
+
+    cancelled = start_cnn_fast(page, epochs=300)
+    assert cancelled != completed
+    # Cancel once an epoch is complete, so the cancelled run has a history to compare.
+    past_first_epoch = re.compile(r"Epoch ([2-9]|\d\d+)/300")  # the page skips epochs between polls
+    expect(live_progress(page)).to_contain_text(past_first_epoch, timeout=ui.TRAINING_TIMEOUT_MS)
+    ui.button(page, "Cancel").click()
+    expect(live_progress(page)).to_contain_text("Cancelled", timeout=ui.TRAINING_TIMEOUT_MS)
+    expect(ui.button(page, "Cancel")).to_have_count(0)
+    ui.wait_for_elements(page)
+    ui.expect_no_exception(page)
+
+    jobs = ui.main(page).get_by_test_id("stExpander").filter(has_text="Jobs of this server")
+    jobs.get_by_text("Jobs of this server").click()
+    expect(jobs).to_contain_text(completed)
+    expect(jobs).to_contain_text("Completed")
+    expect(page.locator(ui.SIDEBAR)).to_contain_text("No job running.")
+    ui.save_screenshot(page, "demo-train-cancelled")
+    trained_runs.update(completed=completed, cancelled=cancelled)
+
+
+@contextlib.contextmanager
+def server_paths(server: AppServer) -> Iterator[None]:
+    """Core calls in this process see the server's cache and checkpoints."""
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(paths.CACHE_DIR_ENV, str(server.cache_dir))
+        environment.setenv(paths.CHECKPOINTS_ENV, str(server.checkpoints_dir))
+        yield
+
+
+def demo_image(server: AppServer, label: str = "glioma") -> Path:
+    """A test image of the dataset the server shows (the demo, generated on its first page)."""
+    from core import data
+
+    with server_paths(server):
+        root = data.resolve_dataset_dir(server.data)
+    return sorted((root / "Testing" / label).glob("*.png"))[0]
+
+
+def train_runs_directly(server: AppServer) -> dict[str, str]:
+    """The training test's two runs made through the core API, for a test run on its own (-k)."""
+    from core import data
+    from core.evaluation import evaluate_run
+    from core.events import Events
+    from core.recipes import make_request
+    from core.trainer import fit
+
+    with server_paths(server):
+        root = data.resolve_dataset_dir(server.data)
+        options = {"model": "cnn_fast", "image_size": 64, "lr": 3e-3, "patience": 0}
+        completed = fit(make_request(data_root=root, epochs=3, **options)).run_id
+        evaluate_run(completed)
+        stop = threading.Event()
+        events = Events()
+        events.add_callback("epoch", lambda record: stop.set())
+        long_run = make_request(data_root=root, epochs=50, **options)
+        cancelled = fit(long_run, events=events, cancel=stop)
+        assert cancelled.status == "cancelled"
+    return {"completed": completed, "cancelled": cancelled.run_id}
+
+
+@pytest.fixture
+def demo_runs(demo_app: AppServer, trained_runs: dict[str, str]) -> dict[str, str]:
+    """A completed (and evaluated) run and a cancelled one on the demo server."""
+    if not trained_runs:
+        trained_runs.update(train_runs_directly(demo_app))
+    return trained_runs
+
+
+# --- Compare ------------------------------------------------------------------------------------
+
+
+def runs_table_row(page: Page, run_id: str) -> Locator:
+    return ui.table_row(ui.main(page).get_by_test_id("stDataFrame").first, run_id)
+
+
+def expect_curves_of(page: Page, run_ids: list[str]) -> None:
+    """One chart overlays every run's loss and accuracy, each with a point per epoch."""
+    curves = ui.main(page).get_by_test_id("stTabs").filter(has_text="Per epoch").first
+    expect(curves.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    traces = ui.plotly_traces(curves.get_by_test_id("stPlotlyChart").first)
+    for run_id in run_ids:
+        mine = [trace for trace in traces if trace["name"] == run_id]
+        assert len(mine) == 4 and all(trace["points"] >= 1 for trace in mine), traces
+
+
+def expect_confusion_matrices_of(page: Page, run_ids: list[str]) -> None:
+    details = ui.main(page).get_by_test_id("stTabs").filter(has_text="Confusion matrices").first
+    details.get_by_role("tab", name="Confusion matrices").click()
+    shown = details.get_by_role("tabpanel")  # the open tab only: the others are hidden
+    expect(shown.get_by_test_id("stPlotlyChart")).to_have_count(len(run_ids))
+    figures = ui.plotly_figures(shown)
+    heatmaps = [figure for figure in figures if figure["traces"][0]["type"] == "heatmap"]
+    assert sorted(figure["title"] for figure in heatmaps) == sorted(run_ids), figures
+    assert all(figure["traces"][0]["points"] == 4 for figure in heatmaps), figures  # 4 classes
+
+
+def test_compare_shows_both_runs_their_curves_and_matrices(
+    demo_app: AppServer, page: Page, demo_runs: dict[str, str]
+) -> None:
+    completed, cancelled = demo_runs["completed"], demo_runs["cancelled"]
+    ui.open_page(page, demo_app.url, "compare")
+    expect(runs_table_row(page, completed)).to_contain_text("completed")
+    expect(runs_table_row(page, cancelled)).to_contain_text("cancelled")
+    ui.choose_exactly(page, SELECTION_KEY, [completed, cancelled])
+    ui.wait_for_elements(page)
+    expect_curves_of(page, [completed, cancelled])
+    # Only a completed run is evaluated (on completion): it alone has test results.
+    expect(ui.main(page)).to_contain_text("Accuracy on each split")
+    expect_confusion_matrices_of(page, [completed])
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-compare")
+
+
+# --- Classify -----------------------------------------------------------------------------------
+
+
+def upload(page: Page, uploads: list[tuple[str, bytes, str]]) -> None:
+    """Drop files on the Classify page's uploader."""
+    page.locator(".st-key-classify_uploads input[type='file']").set_input_files(
+        [{"name": name, "mimeType": mime, "buffer": content} for name, content, mime in uploads]
+    )
+
+
+def expect_prediction_for(page: Page, name: str) -> None:
+    """The chosen image: predicted class, a probability per class, the image and its CAM overlay."""
+    main = ui.main(page)
+    expect(ui.widget(page, "classify_image").locator("input")).to_have_value(name)
+    expect(ui.metric(main, "Predicted class")).to_contain_text(
+        re.compile("glioma|meningioma|notumor|pituitary")
+    )
+    captions = main.get_by_test_id("stImageCaption")
+    # The gallery above has a thumbnail with the same caption; the full-size image comes last.
+    expect(captions.filter(has_text=re.compile(f"^{re.escape(name)}$")).last).to_be_visible()
+    expect(captions.filter(has_text="where the model looked for")).to_be_visible()
+    ui.wait_for_elements(page)
+    bars = [figure for figure in ui.plotly_figures(main) if figure["traces"][0]["type"] == "bar"]
+    assert bars and bars[-1]["traces"][0]["points"] == 4, bars  # one probability per class
+
+
+def test_classify_a_jpeg_a_dicom_and_a_broken_file(
+    demo_app: AppServer, page: Page, demo_runs: dict[str, str], real_dataset_dir: Path
+) -> None:
+    scan = files.first_testing_jpeg(real_dataset_dir)
+    ui.open_page(page, demo_app.url, "classify")
+    expect(ui.widget(page, "classify_run").locator("input")).to_have_value(
+        re.compile(re.escape(demo_runs["completed"]))
+    )
+    upload(
+        page,
+        [
+            (scan.name, scan.read_bytes(), "image/jpeg"),
+            ("scan.dcm", files.jpeg_as_dicom(scan), "application/dicom"),
+            ("broken.jpg", files.truncated(scan.read_bytes()), "image/jpeg"),
+        ],
+    )
+    main = ui.main(page)
+    unreadable = main.get_by_test_id("stAlert").filter(has_text="1 file(s) could not be read")
+    expect(unreadable).to_be_visible()
+    problems = main.get_by_test_id("stDataFrame").first
+    expect(ui.table_row(problems, "broken.jpg")).to_contain_text("truncated")
+    results = main.get_by_test_id("stDataFrame").nth(1)
+    expect(ui.table_row(results, scan.name)).to_have_count(1)
+    expect(ui.table_row(results, "scan.dcm")).to_have_count(1)
+    expect(ui.table_row(results, "broken.jpg")).to_have_count(0)
+    expect_prediction_for(page, scan.name)
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-classify-jpeg")
+
+    ui.choose(page, "classify_image", "scan.dcm")
+    expect_prediction_for(page, "scan.dcm")
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-classify-dicom")
+
+
+# --- Two people at once -------------------------------------------------------------------------
+
+
+def test_two_sessions_one_trains_while_the_other_classifies_and_compares(
+    demo_app: AppServer, page: Page, second_page: Page, demo_runs: dict[str, str]
+) -> None:
+    trainer, other = page, second_page
+    ui.open_page(trainer, demo_app.url, "train")
+    ui.open_page(other, demo_app.url, "classify")
+    training = start_cnn_fast(trainer, epochs=40)
+    expect(live_progress(trainer)).to_contain_text(
+        re.compile(r"Epoch \d+/40"), timeout=ui.TRAINING_TIMEOUT_MS
+    )
+    points = chart_points_after(trainer, 0)
+
+    # The other person classifies meanwhile, with the completed run.
+    image = demo_image(demo_app)
+    upload(other, [(image.name, image.read_bytes(), "image/png")])
+    expect_prediction_for(other, image.name)
+    other_main = ui.main(other)
+    expect(other_main).to_contain_text(demo_runs["completed"])
+    expect(ui.progress_bars(other_main)).to_have_count(0)  # no job view of the other's training
+    expect(ui.button(other, "Cancel")).to_have_count(0)
+    expect(other_main).not_to_contain_text(training)
+    assert attached_run(other.url) is None
+    ui.save_screenshot(other, "two-sessions-classify")
+
+    # ... and compares: the run being trained is listed as running, nothing more.
+    ui.navigate(other, "Compare")
+    expect(runs_table_row(other, training)).to_contain_text("running")
+    expect(runs_table_row(other, demo_runs["completed"])).to_contain_text("completed")
+    expect(ui.progress_bars(other_main)).to_have_count(0)
+    ui.expect_no_exception(other)
+    ui.save_screenshot(other, "two-sessions-compare")
+
+    # The trainer's page went on as if alone, and finishes.
+    assert attached_run(trainer.url) == training
+    expect(ui.main(trainer).get_by_test_id("stFileUploader")).to_have_count(0)
+    chart_points_after(trainer, points)
+    expect(live_progress(trainer)).to_contain_text("Completed", timeout=ui.TRAINING_TIMEOUT_MS)
+    expect(ui.main(trainer)).to_contain_text(f"run {training}")
+    ui.wait_for_elements(trainer)
+    ui.expect_no_exception(trainer)
+
+    # Back on Compare, the new run is complete and evaluated: two runs' matrices side by side.
+    ui.open_page(other, demo_app.url, "compare")
+    expect(runs_table_row(other, training)).to_contain_text("completed")
+    ui.choose_exactly(other, SELECTION_KEY, [demo_runs["completed"], training])
+    ui.wait_for_elements(other)
+    expect_curves_of(other, [demo_runs["completed"], training])
+    expect_confusion_matrices_of(other, [demo_runs["completed"], training])
+    ui.expect_no_exception(other)
+    ui.save_screenshot(other, "two-sessions-compare-after")

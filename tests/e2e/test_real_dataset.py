@@ -1,0 +1,103 @@
+"""The real MRI dataset in a browser: Home, the Dataset page's counts, gallery and leakage audit.
+
+Skipped without the dataset, required in CI (the real_dataset_dir fixture's rules).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import playwright_or_skip
+
+playwright_or_skip()  # before anything imports playwright
+
+from playwright.sync_api import Page, expect
+
+from core.imaging import SUPPORTED_EXTENSIONS
+from tests.e2e import ui
+from tests.e2e.server import AppServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.real_data, pytest.mark.slow]
+
+# A cold audit hashes and compares every image (15-30 s here, more beside other work).
+AUDIT_TIMEOUT_MS = 300_000
+GALLERY_IMAGES = 24  # the gallery's default sample size
+
+
+def images_per_class(dataset_dir: Path) -> dict[str, dict[str, int]]:
+    """split folder -> class -> number of image files, counted on disk."""
+    return {
+        split.name: {
+            label.name: sum(
+                1 for file in label.iterdir() if file.suffix.lower() in SUPPORTED_EXTENSIONS
+            )
+            for label in sorted(split.iterdir())
+            if label.is_dir()
+        }
+        for split in (dataset_dir / "Training", dataset_dir / "Testing")
+    }
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", "").strip())
+
+
+def test_dataset_page_counts_gallery_and_audit(
+    real_app: AppServer, page: Page, real_dataset_dir: Path
+) -> None:
+    on_disk = images_per_class(real_dataset_dir)
+    total = sum(sum(per_class.values()) for per_class in on_disk.values())
+    ui.open_page(page, real_app.url)
+    main = ui.main(page)
+    expect(ui.metric(main, "Images")).to_contain_text(f"{total:,}")
+    expect(main.get_by_text("synthetic demo dataset")).to_have_count(0)
+    expect(page.locator(ui.SIDEBAR)).to_contain_text("real images")
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "real-home")
+
+    ui.navigate(page, "Dataset")
+    counts = main.get_by_test_id("stDataFrame").first
+    for label, training in on_disk["Training"].items():
+        testing = on_disk["Testing"][label]
+        cells = ui.row_cells(counts, label)
+        assert [number(cell) for cell in cells[1:]] == [training, testing, training + testing]
+    assert number(ui.row_cells(counts, "total")[-1]) == total
+    expect(main.get_by_test_id("stAlert").filter(has_text="largest class")).to_be_visible()
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "real-dataset-overview")
+
+    main.get_by_role("tab", name="Gallery").click()
+    gallery = main.get_by_role("tabpanel")
+    expect(gallery.get_by_test_id("stImage")).to_have_count(GALLERY_IMAGES)
+    captions = gallery.get_by_test_id("stImageCaption").all_text_contents()
+    assert set(captions) <= set(on_disk["Training"]), captions
+    expect(ui.button(page, "Open", gallery)).to_have_count(GALLERY_IMAGES)
+    ui.save_screenshot(page, "real-dataset-gallery")
+
+    main.get_by_role("tab", name="Duplicates and leakage").click()
+    audit = main.get_by_role("tabpanel")
+    run_audit = ui.button(page, "Run the audit", audit)
+    if run_audit.count():  # not yet computed in this session's cache
+        run_audit.click()
+    expect(ui.metric(audit, "Test images")).to_contain_text(
+        str(sum(on_disk["Testing"].values())), timeout=AUDIT_TIMEOUT_MS
+    )
+    values = {
+        label: number(ui.metric_value(audit, label))
+        for label in (
+            "Test images", "Exact copy in training", "Near copy in training",
+            "Leak-free test images",
+        )
+    }  # fmt: skip
+    leaked = values["Exact copy in training"] + values["Near copy in training"]
+    assert values["Exact copy in training"] > 150, values  # the dataset's known leak
+    assert leaked + values["Leak-free test images"] == values["Test images"], values
+    pairs = audit.get_by_test_id("stDataFrame").first
+    expect(pairs.locator("tr[role='row']").filter(has_text="cross-split").first).to_be_attached()
+    expect(audit).to_contain_text(re.compile(r"\d+ exact and \d+ near pairs in all"))
+    ui.wait_for_elements(page)
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "real-dataset-audit")
