@@ -17,7 +17,7 @@ import streamlit as st
 
 from core.ui.datasets import current_dataset
 from core.ui.sidebar import render_sidebar
-from core.ui.training import job_manager, mark_interrupted_runs_once
+from core.ui.training import mark_interrupted_runs_once
 
 st.set_page_config(
     page_title="Brain Tumor Workbench", page_icon=":material/neurology:", layout="wide"
@@ -33,5 +33,5 @@ navigation = st.navigation(
     ]
 )
 mark_interrupted_runs_once()
-render_sidebar(current_dataset(), job_manager().active())
+render_sidebar(current_dataset())
 navigation.run()

@@ -6,9 +6,10 @@ import streamlit as st
 
 from core.data import Dataset
 from core.device import detect_device
-from core.jobs import JobSnapshot
 from core.ui.memo import shared_memo
-from core.ui.training import progress_text
+from core.ui.training import job_manager, progress_text
+
+STATUS_REFRESH_SECONDS = 2.0
 
 
 def synthetic_notice(dataset: Dataset) -> None:
@@ -20,7 +21,7 @@ def synthetic_notice(dataset: Dataset) -> None:
     )
 
 
-def render_sidebar(dataset: Dataset | None, active_job: JobSnapshot | None) -> None:
+def render_sidebar(dataset: Dataset | None) -> None:
     """Dataset (path, classes, images, demo or real), device and the training job, if any."""
     with st.sidebar:
         st.markdown("#### Dataset")
@@ -36,11 +37,27 @@ def render_sidebar(dataset: Dataset | None, active_job: JobSnapshot | None) -> N
         device = shared_memo().get(("device",), detect_device)
         st.caption(device.describe())
         st.markdown("#### Training")
+        jobs = job_manager().snapshots()
+        show_training_status(watching=any(snapshot.active for snapshot in jobs))
+
+
+def show_training_status(*, watching: bool) -> None:
+    """The job training now; while one is queued or training it refreshes itself.
+
+    Drawn once per page run only, it stayed at the state the job had when the page loaded
+    ('Preparing' for the whole run when watched from the Train page).
+    """
+
+    @st.fragment(run_every=STATUS_REFRESH_SECONDS if watching else None)
+    def status() -> None:
+        active_job = job_manager().active()
         if active_job is None:
             st.caption("No job running.")
-        else:
-            st.caption(f"{active_job.model}: {progress_text(active_job)}")
-            st.progress(min(1.0, active_job.fraction))
-            st.page_link(
-                "app_pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
-            )
+            return
+        st.caption(f"{active_job.model}: {progress_text(active_job)}")
+        st.progress(min(1.0, active_job.fraction))
+        st.page_link(
+            "app_pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
+        )
+
+    status()

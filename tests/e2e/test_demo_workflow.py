@@ -116,6 +116,8 @@ def test_train_watch_reattach_and_cancel(
     for _ in range(CHART_UPDATES_TO_SEE - 1):
         points.append(chart_points_after(page, points[-1]))
     assert points == sorted(set(points)), points
+    # The sidebar follows the job too (it stayed at 'Preparing' before it refreshed itself).
+    expect(page.locator(ui.SIDEBAR)).to_contain_text(epoch_of_40)
     ui.save_screenshot(page, "demo-train-running")
 
     page.reload()  # a new browser session: the URL brings it back to the same job
