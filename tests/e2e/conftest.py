@@ -27,6 +27,8 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=APP_TIMEOUT_MS)
+    for stale in artifacts_dir().glob("FAILED-*.png"):  # a failure shot is from this session
+        stale.unlink()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, headless=True)
         yield chromium
