@@ -185,7 +185,13 @@ with st.form("train_form"):
     )
     label_smoothing = right.slider("Label smoothing", 0.0, 0.3, 0.0, 0.05, key="train_smoothing")
     patience = right.number_input(
-        "Early stopping patience (0 = off)", 0, 100, 5, key="train_patience"
+        "Early stopping patience (0 = off)",
+        0,
+        100,
+        recipe.get("patience", 5),
+        key=f"train_patience_{entry.name}",
+        help="Stop after this many epochs without a better validation accuracy. A one-cycle "
+        "schedule gives its best epochs last, so its recipes switch this off.",
     )
     seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
     augment_columns = st.columns(4)

@@ -48,7 +48,7 @@ app.selectbox(key="train_model").select("cnn_fast").run()
 app.number_input(key="train_epochs_cnn_fast").set_value(300)
 app.select_slider(key="train_size_cnn_fast").set_value(64)
 app.number_input(key="train_subset").set_value(20)
-app.number_input(key="train_patience").set_value(0)
+app.number_input(key="train_patience_cnn_fast").set_value(0)
 next(button for button in app.button if button.label == "Start training").click().run()
 assert not app.exception, app.exception
 run_id = app.query_params["run"]

@@ -83,7 +83,7 @@ def start_cnn_fast(page: Page, *, epochs: int) -> str:
     ui.set_number(page, "train_epochs_cnn_fast", epochs)
     ui.slide_to_start(page, "train_size_cnn_fast")
     expect(ui.widget(page, "train_size_cnn_fast")).to_contain_text("64")
-    ui.set_number(page, "train_patience", 0)  # every epoch runs: its length is predictable
+    ui.set_number(page, "train_patience_cnn_fast", 0)  # every epoch runs: its length is predictable
     before = attached_run(page.url)
     ui.button(page, "Start training").click()
     page.wait_for_url(lambda url: attached_run(url) not in (None, before))
