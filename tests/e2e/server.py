@@ -123,6 +123,13 @@ class AppServer:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group: no handler, no cleanup (a crash, an OOM)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
     def log_tail(self, characters: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-characters:]
