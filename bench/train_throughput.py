@@ -1,7 +1,7 @@
 """Training images/s: the workbench pipeline vs. the naive ImageFolder pipeline, in one run.
 
     python -m bench.train_throughput [DATA_DIR] [--settings cnn_fast mobilenet_v2:top-5 ...]
-        [--image-size S] [--batch-size 32] [--batches 10] [--epochs 14] [--quick]
+        [--image-size S] [--batch-size 32] [--batches 10] [--epochs 14] [--compile] [--quick]
 
 A setting is MODEL or MODEL:FREEZE (none, head, top-N); the default ones: cnn_fast, MobileNetV2
 with every layer training and with the recipe's freeze policy, ResNet18 with every layer training
@@ -91,9 +91,16 @@ def naive_images_per_second(
 
 
 def workbench_images_per_second(
-    root: Path, name: str, freeze: str, image_size: int, batch_size: int, batches: int
-) -> tuple[float, float]:
-    """(images/s per epoch, seconds per image and view of caching; 0 without a freeze)."""
+    root: Path,
+    name: str,
+    freeze: str,
+    image_size: int,
+    batch_size: int,
+    batches: int,
+    compile_model: bool = False,
+) -> tuple[float, float, float]:
+    """(images/s per epoch, seconds per image and view of caching (0 without a freeze), seconds
+    of the warm-up batches (with `compile_model`: mostly torch.compile's compilation))."""
     model, spec, optimizer = build(name, freeze)
     data = prepare_training_data(DataConfig(str(root), image_size=image_size))
     images, labels = data.subset("train")
@@ -114,6 +121,8 @@ def workbench_images_per_second(
         cache_seconds = (time.perf_counter() - started) / len(images)
         model, settings, augment = trainable, cache.feature_settings, None
     generator = torch.Generator().manual_seed(0)
+    if compile_model:
+        model = torch.compile(model)
 
     def run(first: int, last: int) -> float:
         stats = train_one_epoch(
@@ -124,8 +133,10 @@ def workbench_images_per_second(
         )  # fmt: skip
         return stats.images_per_second
 
+    started = time.perf_counter()
     run(0, WARMUP_BATCHES)
-    return run(WARMUP_BATCHES, WARMUP_BATCHES + batches), cache_seconds
+    warmup_seconds = time.perf_counter() - started
+    return run(WARMUP_BATCHES, WARMUP_BATCHES + batches), cache_seconds, warmup_seconds
 
 
 def main() -> None:
@@ -147,6 +158,11 @@ def main() -> None:
     # Amortise the caching over a run as long as the MobileNetV2 recipe's, with its views.
     parser.add_argument("--epochs", type=int, default=MOBILENET_RECIPE["epochs"])
     parser.add_argument("--views", type=int, default=TrainConfig().frozen_views)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the workbench's trained model (its compile time is printed apart)",
+    )
     parser.add_argument("--quick", action="store_true", help="demo data, 64 px, 2 batches")
     arguments = parser.parse_args()
     root = arguments.data_dir
@@ -164,14 +180,17 @@ def main() -> None:
         f"workbench img/s over {epochs} epochs | ratio |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")
-    ratios = {}
+    ratios, warmups = {}, []
     for setting in arguments.settings:
         name, _, freeze = setting.partition(":")
         freeze = freeze or "none"
         size = arguments.image_size or models.get_spec(name).default_image_size
         shape = (root, name, freeze, size, arguments.batch_size, arguments.batches)
         naive = naive_images_per_second(*shape)
-        per_epoch, cache_seconds = workbench_images_per_second(*shape)
+        per_epoch, cache_seconds, warmup = workbench_images_per_second(
+            *shape, compile_model=arguments.compile
+        )
+        warmups.append(f"{setting} {warmup:.1f} s")
         # A run trains `epochs` epochs and caches `views` views of every image once.
         amortised = epochs / (views * cache_seconds + epochs / per_epoch)
         ratios[setting] = amortised / naive
@@ -179,6 +198,8 @@ def main() -> None:
             f"| {name} | {freeze} | {size} | {naive:.1f} | {per_epoch:.1f} | {amortised:.1f} "
             f"| {ratios[setting]:.2f}x |"
         )
+    if arguments.compile:
+        print(f"torch.compile: the {WARMUP_BATCHES} warm-up batches took " + ", ".join(warmups))
     listed = ", ".join(f"{setting} {ratio:.2f}x" for setting, ratio in ratios.items())
     print(f"summary: workbench / naive training throughput over a run: {listed} (target >= 3x)")
 
