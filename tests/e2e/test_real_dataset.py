@@ -92,6 +92,7 @@ def test_dataset_page_counts_gallery_and_audit(
             "Leak-free test images",
         )
     }  # fmt: skip
+    expect(ui.button(page, "Run the audit", audit)).to_have_count(0)  # done: the results replace it
     leaked = values["Exact copy in training"] + values["Near copy in training"]
     assert values["Exact copy in training"] > 150, values  # the dataset's known leak
     assert leaked + values["Leak-free test images"] == values["Test images"], values
