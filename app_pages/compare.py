@@ -8,10 +8,8 @@ from core.ui.compare import (
     SELECTION_KEY,
     TABLE_COLUMNS,
     TABLE_CONFIG,
-    accuracy_time_chart,
     comparable_runs,
     confirm_key,
-    curves_chart,
     default_selection,
     delete_clicked,
     evaluate_with_progress,
@@ -34,10 +32,10 @@ from core.ui.compare import (
     show_misclassified,
     show_pair,
     show_split_details,
-    split_accuracy_chart,
     tags_clicked,
     tags_key,
 )
+from core.ui.compare_charts import accuracy_time_chart, curves_chart, split_accuracy_chart
 from core.ui.downloads import csv_download
 
 st.title("Compare runs")

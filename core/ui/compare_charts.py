@@ -1,0 +1,247 @@
+"""The Compare page's figures: curves, accuracy bars, scatter, confusion matrices, ROC and
+reliability diagrams (plotly), each colour-coded by the run's position in the selection."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from core.evaluation import SPLIT_LABELS, SPLITS
+
+RUN_COLOURS = qualitative.Plotly
+
+
+def colour(position: int) -> str:
+    """The colour of the n-th selected run, the same in every chart."""
+    return RUN_COLOURS[position % len(RUN_COLOURS)]
+
+
+def history_frame(history: Sequence[dict]) -> pd.DataFrame:
+    """Per-epoch numbers as floats (unreadable values become NaN), with elapsed time."""
+    columns = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
+    frame = pd.DataFrame(list(history)).reindex(
+        columns=[*columns, "elapsed_seconds", "epoch_seconds"]
+    )
+    frame = frame.apply(pd.to_numeric, errors="coerce")
+    if frame["elapsed_seconds"].isna().all():  # older runs kept only the time of each epoch
+        frame["elapsed_seconds"] = frame["epoch_seconds"].cumsum()
+    return frame.dropna(subset=["epoch"]).sort_values("epoch")
+
+
+def _time_axis(seconds: float) -> tuple[float, str]:
+    if seconds >= 2 * 3600:
+        return 3600.0, "training time (h)"
+    if seconds >= 5 * 60:
+        return 60.0, "training time (min)"
+    return 1.0, "training time (s)"
+
+
+def curves_chart(histories: dict[str, Sequence[dict]], *, over_time: bool = False) -> go.Figure:
+    """Loss (left) and accuracy (right) of each run, per epoch or against wall-clock time."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    frames = {label: history_frame(history) for label, history in histories.items()}
+    ends = [float(frame["elapsed_seconds"].max()) for frame in frames.values()]
+    scale, time_title = _time_axis(max((end for end in ends if math.isfinite(end)), default=0.0))
+    for position, (label, frame) in enumerate(frames.items()):
+        x = frame["elapsed_seconds"] / scale if over_time else frame["epoch"]
+        for column, panel in (
+            ("train_loss", 1), ("val_loss", 1), ("train_accuracy", 2), ("val_accuracy", 2)
+        ):  # fmt: skip
+            training = column.startswith("train")
+            figure.add_trace(
+                go.Scatter(
+                    x=x, y=frame[column], mode="lines+markers", name=label,
+                    legendgroup=label, showlegend=column == "val_loss",
+                    line={"color": colour(position), "dash": "dot" if training else "solid"},
+                    hovertemplate=f"{label}<br>{column}: %{{y:.4f}}<extra></extra>",
+                ),
+                row=1, col=panel,
+            )  # fmt: skip
+    figure.update_xaxes(title_text=time_title if over_time else "epoch")
+    figure.update_layout(
+        height=360,
+        margin={"t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return figure
+
+
+def split_accuracy_chart(reports: dict[str, dict[str, dict | None]]) -> go.Figure:
+    """Accuracy of each run on each split, with its bootstrap 95% interval as error bars."""
+    figure = go.Figure()
+    labels = [SPLIT_LABELS[split] for split in SPLITS]
+    for position, (run_label, by_split) in enumerate(reports.items()):
+        values, above, below = [], [], []
+        for split in SPLITS:
+            report = by_split.get(split) or {}
+            value = report.get("accuracy")
+            low, high = report.get("accuracy_ci") or (value, value)
+            values.append(value)
+            above.append(high - value if value is not None and high is not None else None)
+            below.append(value - low if value is not None and low is not None else None)
+        figure.add_trace(
+            go.Bar(
+                x=labels, y=values, name=run_label, marker_color=colour(position),
+                error_y={"type": "data", "symmetric": False, "array": above, "arrayminus": below},
+                hovertemplate=f"{run_label}<br>%{{x}}: %{{y:.1%}}<extra></extra>",
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        barmode="group",
+        height=360,
+        margin={"t": 30, "b": 10},
+        yaxis={"title": "accuracy (95% interval)", "tickformat": ".0%", "range": [0, 1.05]},
+    )
+    return figure
+
+
+def accuracy_time_chart(table: pd.DataFrame, highlighted: Iterable[str] = ()) -> go.Figure:
+    """Test accuracy (official and leak-free, with intervals) against training time."""
+    figure = go.Figure()
+    rows = table.dropna(subset=["train_seconds"])
+    highlighted = set(highlighted)
+    for split, symbol in (("test", "circle"), ("leak_free_test", "diamond")):
+        points = rows.dropna(subset=[f"{split}_accuracy"])
+        accuracy = points[f"{split}_accuracy"]
+        sizes = [14 if run_id in highlighted else 9 for run_id in points["run"]]
+        error = {
+            "type": "data",
+            "symmetric": False,
+            "array": points[f"{split}_high"] - accuracy,
+            "arrayminus": accuracy - points[f"{split}_low"],
+        }
+        figure.add_trace(
+            go.Scatter(
+                x=points["train_seconds"], y=accuracy, mode="markers", name=SPLIT_LABELS[split],
+                text=points["name"] + " · " + points["model"].fillna("?").astype(str),
+                marker={"symbol": symbol, "size": sizes}, error_y=error,
+                hovertemplate="%{text}<br>%{y:.1%} after %{x:.0f} s<extra></extra>",
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        height=380,
+        margin={"t": 30, "b": 10},
+        xaxis={"title": "training time (s, log scale)", "type": "log"},
+        yaxis={"title": "accuracy (95% interval)", "tickformat": ".0%"},
+    )
+    return figure
+
+
+def confusion_chart(
+    matrix: Sequence[Sequence[int]], classes: Sequence[str], *, normalise: bool, title: str
+) -> go.Figure:
+    """Heat map of a confusion matrix (rows true, columns predicted), counts or row shares."""
+    counts = np.asarray(matrix, dtype=float)
+    if counts.ndim != 2 or counts.shape != (len(classes), len(classes)):
+        counts = np.zeros((len(classes), len(classes)))  # unreadable: an empty grid, no crash
+    if normalise:
+        totals = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+        text = [[f"{value:.0%}" for value in row] for row in values]
+    else:
+        values, text = counts, [[f"{value:.0f}" for value in row] for row in counts]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values, x=list(classes), y=list(classes), text=text, texttemplate="%{text}",
+            colorscale="Blues", showscale=False, zmin=0,
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )  # fmt: skip
+    figure.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=380,
+        margin={"t": 40, "b": 10},
+        xaxis={"title": "predicted"},
+        yaxis={"title": "true", "autorange": "reversed"},
+    )
+    return figure
+
+
+def show_confusion_matrices(
+    reports: dict[str, dict], classes: dict[str, list[str]], *, normalise: bool
+) -> None:
+    """The runs' confusion matrices side by side, three to a row."""
+    columns = st.columns(min(3, len(reports)))
+    for position, (label, report) in enumerate(reports.items()):
+        figure = confusion_chart(
+            report.get("confusion_matrix") or [], classes.get(label, []), normalise=normalise,
+            title=label,
+        )  # fmt: skip
+        columns[position % len(columns)].plotly_chart(
+            figure, width="stretch", key=f"compare_confusion_{position}"
+        )
+
+
+def union_of(classes: dict[str, list[str]]) -> list[str]:
+    """Every class of the runs, in first-seen order."""
+    return list(dict.fromkeys(name for names in classes.values() for name in names))
+
+
+def roc_chart(reports: dict[str, dict], classes: Sequence[str]) -> go.Figure:
+    """One-vs-rest ROC curve of every class (one panel each), one line per run's report."""
+    curves = {label: report.get("roc_curves") or {} for label, report in reports.items()}
+    columns = min(4, max(1, len(classes)))
+    rows = max(1, math.ceil(len(classes) / columns))
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(classes))
+    for index, name in enumerate(classes):
+        row, column = index // columns + 1, index % columns + 1
+        figure.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                       line={"color": "grey", "dash": "dash", "width": 1}),
+            row=row, col=column,
+        )  # fmt: skip
+        for position, (label, by_class) in enumerate(curves.items()):
+            curve = (by_class or {}).get(name)
+            if not isinstance(curve, dict):
+                continue  # undefined: the split has no image (or only images) of this class
+            figure.add_trace(
+                go.Scatter(
+                    x=curve.get("fpr"), y=curve.get("tpr"), mode="lines", name=label,
+                    legendgroup=label, showlegend=index == 0,
+                    line={"color": colour(position)},
+                ),
+                row=row, col=column,
+            )  # fmt: skip
+    figure.update_xaxes(title_text="false positive rate", range=[0, 1])
+    figure.update_yaxes(title_text="true positive rate", range=[0, 1.02])
+    figure.update_layout(
+        height=340 * rows, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25}
+    )
+    return figure
+
+
+def reliability_chart(reports: dict[str, dict]) -> go.Figure:
+    """Accuracy against confidence per confidence bin, per run; the diagonal is calibrated."""
+    bins = {label: report.get("reliability") or [] for label, report in reports.items()}
+    figure = go.Figure(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                   line={"color": "grey", "dash": "dash", "width": 1})
+    )  # fmt: skip
+    for position, (label, rows) in enumerate(bins.items()):
+        frame = pd.DataFrame(list(rows)).reindex(columns=["confidence", "accuracy", "count"])
+        frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
+        frame = frame[frame["count"] > 0]
+        sizes = 6 + 18 * np.sqrt(frame["count"] / max(1.0, float(frame["count"].max())))
+        figure.add_trace(
+            go.Scatter(
+                x=frame["confidence"], y=frame["accuracy"], mode="lines+markers", name=label,
+                customdata=frame["count"], marker={"size": sizes, "color": colour(position)},
+                line={"color": colour(position)},
+                hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} "
+                "(%{customdata} images)<extra></extra>",
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        height=380,
+        margin={"t": 30, "b": 10},
+        xaxis={"title": "confidence (top-class probability)", "range": [0, 1]},
+        yaxis={"title": "accuracy", "range": [0, 1.02]},
+    )
+    return figure
