@@ -1,14 +1,16 @@
 """Time to accuracy of the fast CPU recipes, with official and leak-free test accuracy.
 
     python -m bench.time_to_accuracy [DATA_DIR] [--models cnn_fast mobilenet_v2]
-        [--target 0.97] [--epochs N] [--quick]
+        [--target 0.97] [--epochs N] [--set KEY=VALUE ...] [--quick]
 
 Per model: its fast CPU recipe (`core.recipes.FAST_CPU_RECIPES`, the Train page's default) is
 trained with `fit` exactly as the app does; printed are the wall time from launch (data
 loading included) to the end of the first epoch whose validation accuracy reaches the target,
 the training time, the best validation accuracy and, from the stored evaluation, the official
 and leak-free test accuracy with their 95% intervals. Without DATA_DIR: the real dataset when
-present, else the demo. --quick: demo data, 64 px, 1 epoch (CI smoke).
+present, else the demo. --set overrides recipe options (`make_request`'s keyword arguments, e.g.
+`--set freeze=none image_size=224 batch_size=128` for a GPU). --quick: demo data, 64 px,
+1 epoch (CI smoke).
 """
 
 from __future__ import annotations
@@ -33,12 +35,33 @@ def interval(summary: dict | None) -> str:
     return f"{summary['accuracy']:.1%} [{low:.1%}, {high:.1%}]"
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """'image_size=224' -> {'image_size': 224}: ints, floats and booleans as such, else text."""
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"error: --set takes KEY=VALUE, not {pair!r}")
+        value: object = {"true": True, "false": False}.get(text.lower(), text)
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        overrides[key] = value
+    return overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", nargs="?", type=Path)
     parser.add_argument("--models", nargs="+", default=list(FAST_CPU_RECIPES))
     parser.add_argument("--target", type=float, help="validation accuracy (default 0.97)")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="override recipe options"
+    )
     parser.add_argument("--quick", action="store_true", help="demo data, 64 px, 1 epoch")
     arguments = parser.parse_args()
     root = arguments.data_dir
@@ -61,6 +84,7 @@ def main() -> None:
         target = arguments.target or 0.97
         if arguments.epochs:
             recipe["epochs"] = arguments.epochs
+        recipe.update(parse_overrides(arguments.set))
         if arguments.quick:
             recipe.update(epochs=1, image_size=64, subset_per_class=20)
         reached: list[float] = []

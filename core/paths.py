@@ -15,6 +15,7 @@ DATA_DIR_ENV = "BTW_DATA_DIR"
 CACHE_DIR_ENV = "BTW_CACHE_DIR"
 CHECKPOINTS_ENV = "BTW_CHECKPOINTS"
 REAL_DATA_ENV = "BTW_REAL_DATA_DIR"
+FP16_WEIGHTS_ENV = "BTW_FP16_WEIGHTS_DIR"
 
 
 def _from_env(variable: str, default: Path) -> Path:
@@ -53,3 +54,13 @@ def real_dataset_dir() -> Path:
     """The shared real MRI dataset used by real-data tests and benchmarks."""
     default = PROJECT_ROOT.parent / "shared" / "datasets" / "brain-tumor-mri"
     return _from_env(REAL_DATA_ENV, default)
+
+
+def fp16_weights_dir() -> Path:
+    """Float16 copies of verified ImageNet weights, for carrying to a machine without them."""
+    return _from_env(FP16_WEIGHTS_ENV, cache_root() / "fp16-weights")
+
+
+def gpu_bundle_dir() -> Path:
+    """What `bench.gpu_bundle` prepares for a lent GPU machine (git-ignored, outside data/)."""
+    return PROJECT_ROOT / "gpu"

