@@ -14,7 +14,6 @@ from core.ui.training import (
     format_seconds,
     history_chart,
     job_manager,
-    number_or_none,
     progress_text,
 )
 
@@ -42,9 +41,9 @@ def show_stored_run(run_id: str) -> None:
         st.warning(problem)
     st.plotly_chart(history_chart(run.history), width="stretch")
     validation = (run.metrics or {}).get("val") or {}
-    accuracy, loss = (number_or_none(validation.get(key)) for key in ("accuracy", "loss"))
+    accuracy, loss = (runs.number_or_none(validation.get(key)) for key in ("accuracy", "loss"))
     if accuracy is not None and loss is not None:
-        seconds = number_or_none((run.metrics or {}).get("train_seconds"))
+        seconds = runs.number_or_none((run.metrics or {}).get("train_seconds"))
         st.caption(
             f"Best epoch {run.metrics.get('best_epoch')}: validation accuracy "
             f"{accuracy:.4f}, loss {loss:.4f}, trained {format_seconds(seconds)}."

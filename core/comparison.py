@@ -23,7 +23,8 @@ def _interval(report: dict | None, key: str) -> tuple[float | None, float | None
 
 def _numbers(values: list[Any]) -> list[float]:
     """The numeric values of a history column (a damaged line may hold anything)."""
-    return [float(value) for value in values if isinstance(value, int | float)]
+    numbers = (runs.number_or_none(value) for value in values)
+    return [number for number in numbers if number is not None]
 
 
 def _same_dataset(a: runs.RunInfo, b: runs.RunInfo) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -60,6 +61,7 @@ __all__ = [
     "load_weights",
     "mark_interrupted_runs",
     "new_run_id",
+    "number_or_none",
     "rename_run",
     "resolve_run",
     "set_notes",
@@ -120,6 +122,12 @@ def is_process_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def number_or_none(value: Any) -> float | None:
+    """A stored metric as a float, or None when a damaged file holds something else there."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number and math.isfinite(value) else None
 
 
 def _read_object(

@@ -15,7 +15,6 @@ from core.imaging import ImageReadError, read_slices
 from core.inference import Prediction, Predictor
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
-from core.ui.training import number_or_none
 
 
 class Upload(Protocol):
@@ -41,7 +40,7 @@ def usable_runs() -> list[RunChoice]:
     for info in runs.list_runs():
         if info.status != "completed" or info.damaged or not info.has_weights:
             continue
-        accuracy = number_or_none(((info.metrics or {}).get("val") or {}).get("accuracy"))
+        accuracy = runs.number_or_none(((info.metrics or {}).get("val") or {}).get("accuracy"))
         model = ((info.config or {}).get("model") or {}).get("name", "?")
         shown = f"{accuracy:.1%} val" if accuracy is not None else "no val metric"
         choices.append(RunChoice(info.run_id, f"{info.display_name} · {model} · {shown}", accuracy))

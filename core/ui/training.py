@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -26,12 +23,6 @@ def job_manager() -> JobManager:
 def mark_interrupted_runs_once() -> None:
     """At server start, runs left 'running' by a dead process become 'interrupted'."""
     shared_memo().get(("interrupted-runs-marked",), runs.mark_interrupted_runs)
-
-
-def number_or_none(value: Any) -> float | None:
-    """A metric as a float, or None when a damaged file holds something else there."""
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if is_number and math.isfinite(value) else None
 
 
 def format_seconds(seconds: float | None) -> str:
