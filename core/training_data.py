@@ -25,6 +25,9 @@ class TrainingData:
     val_positions: np.ndarray = field(repr=False)
     images: torch.Tensor = field(repr=False)  # (N, S, S) uint8, every indexed image
     labels: torch.Tensor = field(repr=False)  # (N,) int64 class index
+    # The audit the grouped split was built from (None for an ungrouped split), kept so that
+    # evaluation reuses it instead of building it again.
+    audit_report: audit.AuditReport | None = field(default=None, repr=False)
 
     def subset(self, role: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels of 'train' or 'val'."""
@@ -59,9 +62,9 @@ def _limit_per_class(
     return np.sort(np.concatenate(kept)) if kept else positions
 
 
-def duplicate_groups(dataset: Dataset, progress: ProgressCallback | None = None) -> np.ndarray:
-    """Near-duplicate group of every image (from the cached audit), for a grouped split."""
-    return audit.build_report(dataset, audit.load_candidates(dataset, progress)).groups
+def audit_report(dataset: Dataset, progress: ProgressCallback | None = None) -> audit.AuditReport:
+    """The audit at the default threshold, from the cached candidates (computed once)."""
+    return audit.build_report(dataset, audit.load_candidates(dataset, progress))
 
 
 def prepare_training_data(
@@ -69,9 +72,12 @@ def prepare_training_data(
 ) -> TrainingData:
     """Open the dataset, split it (seeded, stratified, grouped) and load its pixels."""
     dataset = open_dataset(Path(config.root), progress)
-    groups = duplicate_groups(dataset, progress) if config.grouped_split else None
+    report = audit_report(dataset, progress) if config.grouped_split else None
     manifest = splits.make_split(
-        dataset, seed=config.split_seed, val_fraction=config.val_fraction, groups=groups
+        dataset,
+        seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        groups=None if report is None else report.groups,
     )
     class_index = {label: index for index, label in enumerate(dataset.classes)}
     labels = dataset.frame["label"].map(class_index).to_numpy(dtype=np.int64).copy()
@@ -92,4 +98,5 @@ def prepare_training_data(
         val_positions=val_positions,
         images=torch.from_numpy(images),
         labels=torch.from_numpy(labels),
+        audit_report=report,
     )
