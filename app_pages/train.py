@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import runs
-from core.config import AugmentConfig
+from core.config import AUGMENT_PARTS, AugmentConfig, augmentation
 from core.estimate import estimate_epoch
 from core.recipes import FAST_CPU_RECIPES, make_request, model_choices
 from core.ui.datasets import current_dataset
@@ -194,9 +194,19 @@ with st.form("train_form"):
     )
     seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
     augment_columns = st.columns(4)
-    flip = augment_columns[0].checkbox("Flip", True, key="train_flip")
-    geometry = augment_columns[1].checkbox("Rotate / zoom / shift", True, key="train_geometry")
-    intensity = augment_columns[2].checkbox("Brightness / contrast", True, key="train_intensity")
+    recipe_parts = recipe.get("augment", AugmentConfig()).parts
+    augment_labels = {
+        "flip": "Flip",
+        "geometry": "Rotate / zoom / shift",
+        "intensity": "Brightness / contrast",
+    }
+    chosen_parts = [
+        part
+        for column, part in zip(augment_columns[:3], AUGMENT_PARTS, strict=True)
+        if column.checkbox(
+            augment_labels[part], part in recipe_parts, key=f"train_{part}_{entry.name}"
+        )
+    ]
     class_weights = augment_columns[3].checkbox(
         "Class-weighted loss", False, key="train_class_weights"
     )
@@ -211,14 +221,7 @@ with st.form("train_form"):
     start_clicked = st.form_submit_button("Start training", type="primary")
 
 if estimate_clicked or start_clicked:
-    augment = AugmentConfig(
-        flip=flip,
-        rotate_degrees=10.0 if geometry else 0.0,
-        scale=0.1 if geometry else 0.0,
-        shift=0.05 if geometry else 0.0,
-        brightness=0.1 if intensity else 0.0,
-        contrast=0.1 if intensity else 0.0,
-    )
+    augment = augmentation(chosen_parts)
     try:
         request = make_request(
             data_root=dataset.root,

@@ -9,8 +9,8 @@ loading included) to the end of the first epoch whose validation accuracy reache
 the training time, the best validation accuracy and, from the stored evaluation, the official
 and leak-free test accuracy with their 95% intervals. Without DATA_DIR: the real dataset when
 present, else the demo. --set overrides recipe options (`make_request`'s keyword arguments, e.g.
-`--set freeze=none image_size=224 batch_size=128` for a GPU). --quick: demo data, 64 px,
-1 epoch (CI smoke).
+`--set freeze=none image_size=224 batch_size=128` for a GPU; `--set augment=flip+geometry`
+names augmentation parts, `augment=none` none). --quick: demo data, 64 px, 1 epoch (CI smoke).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from core import paths, synthetic
+from core.config import AugmentConfig, augmentation
 from core.evaluation import evaluate_run, split_summary
 from core.recipes import FAST_CPU_RECIPES, make_request
 from core.trainer import Events, fit
@@ -51,6 +52,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
                 continue
         overrides[key] = value
     return overrides
+
+
+def describe(recipe: dict[str, object]) -> str:
+    """'epochs 12, image_size 128, augment flip'."""
+    shown = {
+        key: ("+".join(value.parts) or "none") if isinstance(value, AugmentConfig) else value
+        for key, value in recipe.items()
+    }
+    return ", ".join(f"{key} {value}" for key, value in shown.items())
 
 
 def main() -> None:
@@ -85,6 +95,9 @@ def main() -> None:
         if arguments.epochs:
             recipe["epochs"] = arguments.epochs
         recipe.update(parse_overrides(arguments.set))
+        if isinstance(recipe.get("augment"), str):
+            parts = str(recipe["augment"])
+            recipe["augment"] = augmentation([] if parts == "none" else parts.split("+"))
         if arguments.quick:
             recipe.update(epochs=1, image_size=64, subset_per_class=20)
         reached: list[float] = []
@@ -100,12 +113,11 @@ def main() -> None:
         evaluation = evaluate_run(result.run_id)
         test = split_summary(evaluation, "test")
         leak_free = split_summary(evaluation, "leak_free_test")
-        described = ", ".join(f"{key} {value}" for key, value in recipe.items())
         to_target = f"{reached[0]:.0f}" if reached else "not reached"
         best = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
         print(
-            f"| {name} | {described} | {target:.0%} | {to_target} | {result.train_seconds:.0f} "
-            f"| {best} | {interval(test)} | {interval(leak_free)} |"
+            f"| {name} | {describe(recipe)} | {target:.0%} | {to_target} "
+            f"| {result.train_seconds:.0f} | {best} | {interval(test)} | {interval(leak_free)} |"
         )
         summaries.append(
             f"{name}: official test {interval(test)} after {result.train_seconds:.0f} s "

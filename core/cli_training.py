@@ -10,6 +10,8 @@ import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from core.config import AUGMENT_PARTS, augmentation  # plain dataclasses: no torch
+
 if TYPE_CHECKING:
     from core.trainer import BatchEvent, Events, TrainingRequest
 
@@ -49,7 +51,7 @@ def command_models(arguments: argparse.Namespace) -> int:
 def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
     """A TrainingRequest from the `train` command's options (validated)."""
     from core.data import resolve_dataset_dir
-    from core.recipes import NO_AUGMENTATION, make_request
+    from core.recipes import make_request
 
     return make_request(
         data_root=resolve_dataset_dir(arguments.data),
@@ -62,7 +64,7 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
         lr=arguments.lr,
         optimizer=arguments.optimizer,
         schedule=arguments.schedule,
-        augment=None if arguments.augment else NO_AUGMENTATION,
+        augment=None if arguments.augment is None else augmentation(arguments.augment),
         label_smoothing=arguments.label_smoothing,
         class_weights=arguments.class_weights,
         patience=arguments.patience,
@@ -166,7 +168,15 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--class-weights", action="store_true", help="weight the loss by 1/frequency"
     )
-    train.add_argument("--no-augment", dest="augment", action="store_false")
+    train.add_argument(
+        "--augment",
+        nargs="*",
+        choices=AUGMENT_PARTS,
+        metavar="PART",
+        help=f"augmentation to use, from: {' '.join(AUGMENT_PARTS)} (default all; "
+        "--augment alone = none)",
+    )
+    train.add_argument("--no-augment", dest="augment", action="store_const", const=[])
     train.add_argument("--patience", type=int, default=5, help="early stopping (0 = off)")
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     train.add_argument(

@@ -72,6 +72,40 @@ class AugmentConfig:
         values = (self.rotate_degrees, self.scale, self.shift, self.brightness, self.contrast)
         return self.flip or any(value > 0 for value in values)
 
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Which of AUGMENT_PARTS are on (at any strength)."""
+        on = {
+            "flip": self.flip,
+            "geometry": max(self.rotate_degrees, self.scale, self.shift) > 0,
+            "intensity": max(self.brightness, self.contrast) > 0,
+        }
+        return tuple(part for part in AUGMENT_PARTS if on[part])
+
+
+AUGMENT_PARTS = ("flip", "geometry", "intensity")
+"""Switchable groups of augmentation: horizontal flip; rotation, zoom and shift; brightness
+and contrast. The Train page's checkboxes, the CLI's --augment and the recipes name them."""
+
+
+def augmentation(parts: tuple[str, ...] | list[str]) -> AugmentConfig:
+    """An AugmentConfig with the named parts on, at the workbench's default strengths."""
+    unknown = sorted(set(parts) - set(AUGMENT_PARTS))
+    if unknown:
+        raise ValueError(
+            f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENT_PARTS)}"
+        )
+    default = AugmentConfig()
+    geometry, intensity = "geometry" in parts, "intensity" in parts
+    return AugmentConfig(
+        flip="flip" in parts,
+        rotate_degrees=default.rotate_degrees if geometry else 0.0,
+        scale=default.scale if geometry else 0.0,
+        shift=default.shift if geometry else 0.0,
+        brightness=default.brightness if intensity else 0.0,
+        contrast=default.contrast if intensity else 0.0,
+    )
+
 
 @dataclass(frozen=True)
 class TrainConfig:

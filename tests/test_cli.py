@@ -111,10 +111,12 @@ def test_models_json_lists_the_registry_with_weight_availability() -> None:
 def test_train_json_on_the_demo(demo_dataset_dir: Path) -> None:
     result = run_cli(
         "train", "--data", str(demo_dataset_dir), "--model", "cnn_fast", "--epochs", "2",
-        "--image-size", "64", "--subset", "20", "--json",
+        "--image-size", "64", "--subset", "20", "--augment", "flip", "intensity", "--json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
+    augment = json.loads(Path(summary["run_dir"], "config.json").read_text())["train"]["augment"]
+    assert augment["flip"] and augment["brightness"] > 0 and augment["rotate_degrees"] == 0
     for key in ("run_id", "run_dir", "status", "epochs", "train_seconds", "val_accuracy",
                 "val_loss", "weights_source"):  # fmt: skip
         assert key in summary

@@ -188,9 +188,12 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     assert app.select_slider(key="train_size_mobilenet_v2").value == recipe["image_size"]
     assert app.number_input(key="train_epochs_mobilenet_v2").value == recipe["epochs"]
     assert app.number_input(key="train_patience_mobilenet_v2").value == 5  # not in its recipe
+    assert app.checkbox(key="train_geometry_mobilenet_v2").value is True  # the default: all
     app.selectbox(key="train_model").select("cnn_fast").run()
     assert app.number_input(key="train_patience_cnn_fast").value == 0  # one-cycle: no stopping
     assert app.selectbox(key="train_schedule_cnn_fast").value == "onecycle"
+    assert app.checkbox(key="train_flip_cnn_fast").value is True  # its recipe flips only
+    assert app.checkbox(key="train_geometry_cnn_fast").value is False
     app.selectbox(key="train_model").select("resnet18").run()
     assert app.checkbox(key="train_pretrained_resnet18").value is False  # no weights here
     assert any("not available on this machine" in info.value for info in app.info)

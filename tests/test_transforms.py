@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import AugmentConfig, Preprocessing
+from core.config import AUGMENT_PARTS, AugmentConfig, Preprocessing, augmentation
 from core.recipes import NO_AUGMENTATION
 from core.transforms import (
     augment_batch,
@@ -74,3 +74,14 @@ def test_inference_preparation_matches_training_preparation() -> None:
     from_files = prepare_images([image], preprocessing)
     from_cache = to_model_input(torch.from_numpy(resize_square(image, 64)[None]), preprocessing)
     torch.testing.assert_close(from_files, from_cache)
+
+
+def test_augmentation_parts_name_the_switchable_groups() -> None:
+    assert augmentation(list(AUGMENT_PARTS)) == AugmentConfig()  # all three: the default
+    assert augmentation([]) == NO_AUGMENTATION and NO_AUGMENTATION.parts == ()
+    flip_only = augmentation(["flip"])
+    assert flip_only.flip and flip_only.parts == ("flip",)
+    assert flip_only.rotate_degrees == flip_only.brightness == 0.0
+    assert augmentation(["intensity", "geometry"]).parts == ("geometry", "intensity")
+    with pytest.raises(ValueError, match="unknown augmentation spin"):
+        augmentation(["flip", "spin"])
