@@ -1,17 +1,19 @@
 """Training images/s: the workbench pipeline vs. the naive ImageFolder pipeline, in one run.
 
     python -m bench.train_throughput [DATA_DIR] [--settings cnn_fast mobilenet_v2:top-5 ...]
-        [--image-size S] [--batch-size 32] [--batches 10] [--epochs 14] [--compile] [--quick]
+        [--image-size S] [--batch-size 32] [--batches 10] [--epochs 14] [--augment PART ...]
+        [--compile] [--quick]
 
 A setting is MODEL or MODEL:FREEZE (none, head, top-N); the default ones: cnn_fast, MobileNetV2
 with every layer training and with the recipe's freeze policy, ResNet18 with every layer training
 (ImageNet weights where a freeze policy needs them and they are here; else a random init:
 throughput does not depend on the weights' values). Same model, freeze policy, image size,
-batch size, optimizer (AdamW) and machine for both sides:
+batch size, augmentation (`--augment`, default flip, geometry and intensity), optimizer (AdamW)
+and machine for both sides:
 - naive: what tutorials for this dataset do: torchvision ImageFolder + PIL transforms per image
-  per epoch (resize, flip, rotation, colour jitter, to-tensor, normalise) + a DataLoader with
-  2 workers, fp32, default memory format; frozen blocks get requires_grad=False but still run
-  every batch;
+  per epoch (resize; flip, rotation/zoom/shift, colour jitter as chosen; to-tensor, normalise)
+  + a DataLoader with 2 workers, fp32, default memory format; frozen blocks get
+  requires_grad=False but still run every batch;
 - workbench: images decoded once into a uint8 tensor (the cached array), per-sample
   augmentation on whole batches, channels_last, the engine's `train_one_epoch`; with a freeze
   policy, frozen-layer caching (core.frozen_cache): the frozen blocks run once per image and
@@ -34,7 +36,14 @@ from torchvision import datasets
 from torchvision import transforms as tv
 
 from core import models, paths, pretrained, synthetic
-from core.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
+from core.config import (
+    AUGMENT_PARTS,
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    augmentation,
+)
 from core.engine import StepSettings, train_one_epoch
 from core.frozen_cache import FrozenFeatureCache
 from core.optimization import make_optimizer
@@ -58,21 +67,33 @@ def build(name: str, freeze: str) -> tuple[nn.Module, models.ModelSpec, torch.op
     return model, spec, make_optimizer(model, spec, TrainConfig(lr=1e-4))
 
 
+def naive_augmentation(augment: AugmentConfig) -> list[object]:
+    """The PIL transforms a tutorial would write for the same augmentation."""
+    steps: list[object] = [tv.RandomHorizontalFlip()] if augment.flip else []
+    if "geometry" in augment.parts:
+        zoom, shift = augment.scale, augment.shift
+        steps.append(tv.RandomAffine(augment.rotate_degrees, (shift, shift), (1 - zoom, 1 + zoom)))
+    if "intensity" in augment.parts:
+        steps.append(tv.ColorJitter(brightness=augment.brightness, contrast=augment.contrast))
+    return steps
+
+
 def naive_images_per_second(
-    root: Path, name: str, freeze: str, image_size: int, batch_size: int, batches: int
+    root: Path,
+    name: str,
+    freeze: str,
+    image_size: int,
+    batch_size: int,
+    batches: int,
+    augment: AugmentConfig,
 ) -> float:
     """Images/s of the tutorial pipeline (ImageFolder + PIL transforms + DataLoader)."""
     model, spec, optimizer = build(name, freeze)
     channels = spec.default_channels
     steps = [tv.Resize((image_size, image_size))]
     steps += [tv.Grayscale(1)] if channels == 1 else [tv.Lambda(lambda image: image.convert("RGB"))]
-    steps += [
-        tv.RandomHorizontalFlip(),
-        tv.RandomRotation(10),
-        tv.ColorJitter(brightness=0.1, contrast=0.1),
-        tv.ToTensor(),
-        tv.Normalize(IMAGENET_MEAN[:channels], IMAGENET_STD[:channels]),
-    ]
+    steps += naive_augmentation(augment)
+    steps += [tv.ToTensor(), tv.Normalize(IMAGENET_MEAN[:channels], IMAGENET_STD[:channels])]
     folder = datasets.ImageFolder(str(root / "Training"), transform=tv.Compose(steps))
     loader = DataLoader(folder, batch_size=batch_size, shuffle=True, num_workers=2)
     loss_function = nn.CrossEntropyLoss()
@@ -97,6 +118,7 @@ def workbench_images_per_second(
     image_size: int,
     batch_size: int,
     batches: int,
+    augment: AugmentConfig,
     compile_model: bool = False,
 ) -> tuple[float, float, float]:
     """(images/s per epoch, seconds per image and view of caching (0 without a freeze), seconds
@@ -110,7 +132,7 @@ def workbench_images_per_second(
     settings = StepSettings(preprocessing, torch.device("cpu"), channels_last=True)
     model.to(memory_format=torch.channels_last)
     frozen, trainable = models.split_frozen(model, spec, freeze)
-    cache_seconds, augment = 0.0, AugmentConfig()
+    cache_seconds, batch_augment = 0.0, augment
     count = (WARMUP_BATCHES + batches) * batch_size
     images, labels = images[:count], labels[:count]
     if frozen is not None:
@@ -119,7 +141,7 @@ def workbench_images_per_second(
         started = time.perf_counter()
         images = cache.features(images)
         cache_seconds = (time.perf_counter() - started) / len(images)
-        model, settings, augment = trainable, cache.feature_settings, None
+        model, settings, batch_augment = trainable, cache.feature_settings, None
     generator = torch.Generator().manual_seed(0)
     if compile_model:
         model = torch.compile(model)
@@ -129,7 +151,7 @@ def workbench_images_per_second(
             model, images[first * batch_size : last * batch_size],
             labels[first * batch_size : last * batch_size], optimizer=optimizer,
             scheduler=None, loss_function=nn.CrossEntropyLoss(), settings=settings,
-            batch_size=batch_size, generator=generator, augment=augment,
+            batch_size=batch_size, generator=generator, augment=batch_augment,
         )  # fmt: skip
         return stats.images_per_second
 
@@ -163,6 +185,14 @@ def main() -> None:
         action="store_true",
         help="torch.compile the workbench's trained model (its compile time is printed apart)",
     )
+    parser.add_argument(
+        "--augment",
+        nargs="*",
+        choices=AUGMENT_PARTS,
+        default=list(AUGMENT_PARTS),
+        metavar="PART",
+        help=f"augmentation of both pipelines, from: {' '.join(AUGMENT_PARTS)} (default all)",
+    )
     parser.add_argument("--quick", action="store_true", help="demo data, 64 px, 2 batches")
     arguments = parser.parse_args()
     root = arguments.data_dir
@@ -174,7 +204,11 @@ def main() -> None:
         real = paths.real_dataset_dir()
         root = real if (real / "Training").is_dir() else paths.demo_dataset_dir()
     epochs, views = arguments.epochs, arguments.views
-    print(f"data: {root}; batch {arguments.batch_size}; {arguments.batches} timed batches")
+    augment = augmentation(arguments.augment)
+    print(
+        f"data: {root}; batch {arguments.batch_size}; {arguments.batches} timed batches; "
+        f"augmentation: {' + '.join(augment.parts) or 'none'}"
+    )
     print(
         f"| model | freeze | px | naive img/s | workbench img/s per epoch | "
         f"workbench img/s over {epochs} epochs | ratio |"
@@ -186,9 +220,9 @@ def main() -> None:
         freeze = freeze or "none"
         size = arguments.image_size or models.get_spec(name).default_image_size
         shape = (root, name, freeze, size, arguments.batch_size, arguments.batches)
-        naive = naive_images_per_second(*shape)
+        naive = naive_images_per_second(*shape, augment)
         per_epoch, cache_seconds, warmup = workbench_images_per_second(
-            *shape, compile_model=arguments.compile
+            *shape, augment, compile_model=arguments.compile
         )
         warmups.append(f"{setting} {warmup:.1f} s")
         # A run trains `epochs` epochs and caches `views` views of every image once.
