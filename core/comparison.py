@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from core import metrics, runs
+from core.config import AugmentConfig, from_dict
 from core.evaluation import SPLITS, load_predictions, stored_evaluation
 
 PAIRED_SPLITS = ("test", "leak_free_test")
@@ -33,6 +34,15 @@ def _same_dataset(a: runs.RunInfo, b: runs.RunInfo) -> bool:
     return bool(first and second and first.get("dataset") == second.get("dataset"))
 
 
+def _augmentation(config: dict[str, Any]) -> str | None:
+    """'flip+geometry+intensity', 'flip', 'none'; None when the config does not say."""
+    try:
+        augment = from_dict(AugmentConfig, (config.get("train") or {}).get("augment"))
+    except (AttributeError, TypeError, ValueError):  # a damaged or very old config
+        return None
+    return "+".join(augment.parts) or "none"
+
+
 def run_row(info: runs.RunInfo) -> dict[str, Any]:
     """What the runs table shows of one run; missing facts are None, never an exception."""
     config = info.config or {}
@@ -55,6 +65,7 @@ def run_row(info: runs.RunInfo) -> dict[str, Any]:
         != "random-init",
         "freeze": model.get("freeze"),
         "image_size": (config.get("data") or {}).get("image_size"),
+        "augmentation": _augmentation(config),
         "epochs": run_metrics.get("epochs_run", len(history) or None),
         "parameters": (config.get("parameters") or {}).get("total"),
         "train_seconds": run_metrics.get("train_seconds"),

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import paths, runs
 from core.comparison import misclassified
+from core.config import augmentation
 from core.evaluation import evaluate_run, stored_evaluation
 from core.run_writer import RunWriter
 from core.trainer import fit
@@ -24,6 +25,7 @@ from tests.test_runs import dead_pid, write_status
 from tests.test_training import tiny_request
 
 PAGE = "app_pages/compare.py"
+FLIP_ONLY = augmentation(["flip"])
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def made(checkpoints: Path, demo_dataset_dir: Path) -> Runs:
     """Two evaluated runs that disagree, one interrupted and two damaged runs."""
     first = fit(tiny_request(demo_dataset_dir, epochs=1)).run_id
-    second = fit(tiny_request(demo_dataset_dir, epochs=2, seed=1, lr=1e-2)).run_id
+    second_request = tiny_request(demo_dataset_dir, epochs=2, seed=1, lr=1e-2, augment=FLIP_ONLY)
+    second = fit(second_request).run_id
     for run_id in (first, second):
         evaluate_run(run_id, bootstrap_samples=200)
     config = runs.load_run(first).config
@@ -108,6 +111,9 @@ def test_table_lists_every_run_with_its_status(app: AppTest, made: Runs) -> None
     assert table.loc[made.first, "test_low"] <= table.loc[made.first, "test_accuracy"]
     assert table.loc[made.second, "leak_free_test_accuracy"] > 0
     assert table.loc[made.second, "epochs"] == 2
+    assert table.loc[made.first, "augmentation"] == "flip+geometry+intensity"
+    assert table.loc[made.second, "augmentation"] == "flip"
+    assert pd.isna(table.loc[made.damaged_config, "augmentation"])
     assert not any(button.key == "compare_evaluate" for button in app.button)
     assert set(app.multiselect(key="compare_runs").value) == {made.first, made.second}
     assert any("Runs with problems" in expander.label for expander in app.expander)

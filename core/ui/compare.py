@@ -34,10 +34,11 @@ EVALUATION_REPORT_KEY = "_compare_evaluation_report"
 SELECTION_KEY = "compare_runs"
 
 TABLE_COLUMNS = [
-    "name", "status", "model", "family", "pretrained", "freeze", "image_size", "epochs",
-    "parameters", "train_seconds", "images_per_second", "best_val_accuracy", "best_val_loss",
-    "test_accuracy", "test_low", "test_high", "leak_free_test_accuracy", "leak_free_test_low",
-    "leak_free_test_high", "test_macro_f1", "test_ece", "tags", "created", "run",
+    "name", "status", "model", "family", "pretrained", "freeze", "image_size", "augmentation",
+    "epochs", "parameters", "train_seconds", "images_per_second", "best_val_accuracy",
+    "best_val_loss", "test_accuracy", "test_low", "test_high", "leak_free_test_accuracy",
+    "leak_free_test_low", "leak_free_test_high", "test_macro_f1", "test_ece", "tags", "created",
+    "run",
 ]  # fmt: skip
 
 
@@ -51,6 +52,10 @@ TABLE_CONFIG: dict[str, Any] = {
     "pretrained": st.column_config.CheckboxColumn("ImageNet start"),
     "freeze": st.column_config.TextColumn("frozen", help="Layers kept frozen in training"),
     "image_size": st.column_config.NumberColumn("image px"),
+    "augmentation": st.column_config.TextColumn(
+        "augmentation",
+        help="flip; geometry = rotation, zoom, shift; intensity = brightness, contrast",
+    ),
     "parameters": st.column_config.NumberColumn("parameters", format="compact"),
     "train_seconds": st.column_config.NumberColumn("training s", format="%.0f"),
     "images_per_second": st.column_config.NumberColumn("images/s", format="%.0f"),
