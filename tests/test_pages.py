@@ -178,6 +178,7 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     app.switch_page("app_pages/train.py").run()
     app.selectbox(key="train_model").select("cnn_classic").run()
     assert app.checkbox(key="train_pretrained_cnn_classic").value is False
+    assert app.checkbox(key="train_geometry_cnn_classic").value is True  # no recipe: all parts
     app.selectbox(key="train_model").select("mobilenet_v2").run()
     assert app.checkbox(key="train_pretrained_mobilenet_v2").value is True
     # Each model starts from its own fast CPU recipe.
@@ -188,7 +189,7 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     assert app.select_slider(key="train_size_mobilenet_v2").value == recipe["image_size"]
     assert app.number_input(key="train_epochs_mobilenet_v2").value == recipe["epochs"]
     assert app.number_input(key="train_patience_mobilenet_v2").value == 5  # not in its recipe
-    assert app.checkbox(key="train_geometry_mobilenet_v2").value is True  # the default: all
+    assert app.checkbox(key="train_geometry_mobilenet_v2").value is False  # flips only
     app.selectbox(key="train_model").select("cnn_fast").run()
     assert app.number_input(key="train_patience_cnn_fast").value == 0  # one-cycle: no stopping
     assert app.selectbox(key="train_schedule_cnn_fast").value == "onecycle"
