@@ -159,6 +159,14 @@ with st.form("train_form"):
         value=recipe.get("image_size", entry.default_image_size),
         key=f"train_size_{entry.name}",
     )
+    backbone_lr_scale = left.select_slider(
+        "Pretrained layers' learning rate (x the head's)",
+        [0.05, 0.1, 0.25, 0.5, 1.0],
+        value=recipe.get("backbone_lr_scale", 0.1),
+        disabled=not entry.supports_pretrained,
+        key=f"train_backbone_lr_{entry.name}",
+        help="ImageNet layers that train move more slowly than the new classifier head.",
+    )
     # Per-model keys, so that choosing another model brings its own recipe.
     epochs = middle.number_input(
         "Epochs", 1, 300, recipe.get("epochs", 10), key=f"train_epochs_{entry.name}"
@@ -232,6 +240,7 @@ if estimate_clicked or start_clicked:
             freeze=freeze if pretrained else "none",
             batch_size=int(batch_size),
             lr=float(lr),
+            backbone_lr_scale=float(backbone_lr_scale),
             optimizer=optimizer,
             schedule=schedule,
             augment=augment,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,6 +68,19 @@ def build(name: str, freeze: str) -> tuple[nn.Module, models.ModelSpec, torch.op
     return model, spec, make_optimizer(model, spec, TrainConfig(lr=1e-4))
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What both pipelines share in one comparison."""
+
+    root: Path
+    name: str
+    freeze: str
+    image_size: int
+    batch_size: int
+    batches: int
+    augment: AugmentConfig
+
+
 def naive_augmentation(augment: AugmentConfig) -> list[object]:
     """The PIL transforms a tutorial would write for the same augmentation."""
     steps: list[object] = [tv.RandomHorizontalFlip()] if augment.flip else []
@@ -78,24 +92,16 @@ def naive_augmentation(augment: AugmentConfig) -> list[object]:
     return steps
 
 
-def naive_images_per_second(
-    root: Path,
-    name: str,
-    freeze: str,
-    image_size: int,
-    batch_size: int,
-    batches: int,
-    augment: AugmentConfig,
-) -> float:
+def naive_images_per_second(measured: Measured) -> float:
     """Images/s of the tutorial pipeline (ImageFolder + PIL transforms + DataLoader)."""
-    model, spec, optimizer = build(name, freeze)
+    model, spec, optimizer = build(measured.name, measured.freeze)
     channels = spec.default_channels
-    steps = [tv.Resize((image_size, image_size))]
+    steps = [tv.Resize((measured.image_size, measured.image_size))]
     steps += [tv.Grayscale(1)] if channels == 1 else [tv.Lambda(lambda image: image.convert("RGB"))]
-    steps += naive_augmentation(augment)
+    steps += naive_augmentation(measured.augment)
     steps += [tv.ToTensor(), tv.Normalize(IMAGENET_MEAN[:channels], IMAGENET_STD[:channels])]
-    folder = datasets.ImageFolder(str(root / "Training"), transform=tv.Compose(steps))
-    loader = DataLoader(folder, batch_size=batch_size, shuffle=True, num_workers=2)
+    folder = datasets.ImageFolder(str(measured.root / "Training"), transform=tv.Compose(steps))
+    loader = DataLoader(folder, batch_size=measured.batch_size, shuffle=True, num_workers=2)
     loss_function = nn.CrossEntropyLoss()
     seen, started = 0, 0.0
     for step, (x, y) in enumerate(loader):
@@ -106,34 +112,28 @@ def naive_images_per_second(
         loss.backward()
         optimizer.step()
         seen += len(y)
-        if step + 1 == WARMUP_BATCHES + batches:
+        if step + 1 == WARMUP_BATCHES + measured.batches:
             break
     return seen / (time.perf_counter() - started)
 
 
 def workbench_images_per_second(
-    root: Path,
-    name: str,
-    freeze: str,
-    image_size: int,
-    batch_size: int,
-    batches: int,
-    augment: AugmentConfig,
-    compile_model: bool = False,
+    measured: Measured, compile_model: bool = False
 ) -> tuple[float, float, float]:
     """(images/s per epoch, seconds per image and view of caching (0 without a freeze), seconds
     of the warm-up batches (with `compile_model`: mostly torch.compile's compilation))."""
-    model, spec, optimizer = build(name, freeze)
-    data = prepare_training_data(DataConfig(str(root), image_size=image_size))
+    model, spec, optimizer = build(measured.name, measured.freeze)
+    data = prepare_training_data(DataConfig(str(measured.root), image_size=measured.image_size))
     images, labels = data.subset("train")
     preprocessing = make_preprocessing(
-        image_size=image_size, channels=spec.default_channels, pretrained=True
+        image_size=measured.image_size, channels=spec.default_channels, pretrained=True
     )
     settings = StepSettings(preprocessing, torch.device("cpu"), channels_last=True)
     model.to(memory_format=torch.channels_last)
-    frozen, trainable = models.split_frozen(model, spec, freeze)
+    frozen, trainable = models.split_frozen(model, spec, measured.freeze)
+    batch_size, augment = measured.batch_size, measured.augment
     cache_seconds, batch_augment = 0.0, augment
-    count = (WARMUP_BATCHES + batches) * batch_size
+    count = (WARMUP_BATCHES + measured.batches) * batch_size
     images, labels = images[:count], labels[:count]
     if frozen is not None:
         cache = FrozenFeatureCache(frozen, settings, augment, views=1, seed=0)
@@ -158,7 +158,7 @@ def workbench_images_per_second(
     started = time.perf_counter()
     run(0, WARMUP_BATCHES)
     warmup_seconds = time.perf_counter() - started
-    return run(WARMUP_BATCHES, WARMUP_BATCHES + batches), cache_seconds, warmup_seconds
+    return run(WARMUP_BATCHES, WARMUP_BATCHES + measured.batches), cache_seconds, warmup_seconds
 
 
 def main() -> None:
@@ -219,10 +219,12 @@ def main() -> None:
         name, _, freeze = setting.partition(":")
         freeze = freeze or "none"
         size = arguments.image_size or models.get_spec(name).default_image_size
-        shape = (root, name, freeze, size, arguments.batch_size, arguments.batches)
-        naive = naive_images_per_second(*shape, augment)
+        measured = Measured(
+            root, name, freeze, size, arguments.batch_size, arguments.batches, augment
+        )
+        naive = naive_images_per_second(measured)
         per_epoch, cache_seconds, warmup = workbench_images_per_second(
-            *shape, augment, compile_model=arguments.compile
+            measured, compile_model=arguments.compile
         )
         warmups.append(f"{setting} {warmup:.1f} s")
         # A run trains `epochs` epochs and caches `views` views of every image once.

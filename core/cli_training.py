@@ -62,6 +62,7 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
         freeze=arguments.freeze,
         batch_size=arguments.batch_size,
         lr=arguments.lr,
+        backbone_lr_scale=arguments.backbone_lr_scale,
         optimizer=arguments.optimizer,
         schedule=arguments.schedule,
         augment=None if arguments.augment is None else augmentation(arguments.augment),
@@ -162,6 +163,12 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--image-size", type=int, help="pixels (default: the model's)")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument(
+        "--backbone-lr-scale",
+        type=float,
+        default=0.1,
+        help="pretrained layers that train use lr x this (default 0.1)",
+    )
     train.add_argument("--optimizer", choices=["adam", "adamw"], default="adamw")
     train.add_argument("--schedule", choices=["cosine", "onecycle", "constant"], default="cosine")
     train.add_argument("--label-smoothing", type=float, default=0.0)

@@ -132,6 +132,7 @@ def test_train_json_on_the_demo(demo_dataset_dir: Path) -> None:
         (["--model", "cnn_fast", "--pretrained"], "no pretrained weights"),
         (["--model", "resnet18", "--pretrained"], "no ImageNet weights"),
         (["--model", "mobilenet_v2", "--pretrained", "--freeze", "sideways"], "freeze policy"),
+        (["--model", "mobilenet_v2", "--backbone-lr-scale", "2"], "learning-rate scale"),
     ],
 )
 def test_train_refuses_bad_options_in_one_line(

@@ -190,6 +190,7 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     assert app.number_input(key="train_epochs_mobilenet_v2").value == recipe["epochs"]
     assert app.number_input(key="train_patience_mobilenet_v2").value == 5  # not in its recipe
     assert app.checkbox(key="train_geometry_mobilenet_v2").value is False  # flips only
+    assert app.select_slider(key="train_backbone_lr_mobilenet_v2").value == 0.5
     app.selectbox(key="train_model").select("cnn_fast").run()
     assert app.number_input(key="train_patience_cnn_fast").value == 0  # one-cycle: no stopping
     assert app.selectbox(key="train_schedule_cnn_fast").value == "onecycle"
