@@ -57,7 +57,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 def describe(recipe: dict[str, object]) -> str:
     """'epochs 12, image_size 128, augment flip'."""
     shown = {
-        key: ("+".join(value.parts) or "none") if isinstance(value, AugmentConfig) else value
+        key: value.label if isinstance(value, AugmentConfig) else value
         for key, value in recipe.items()
     }
     return ", ".join(f"{key} {value}" for key, value in shown.items())

@@ -131,12 +131,12 @@ def workbench_images_per_second(
     settings = StepSettings(preprocessing, torch.device("cpu"), channels_last=True)
     model.to(memory_format=torch.channels_last)
     frozen, trainable = models.split_frozen(model, spec, measured.freeze)
-    batch_size, augment = measured.batch_size, measured.augment
-    cache_seconds, batch_augment = 0.0, augment
+    batch_size = measured.batch_size
+    cache_seconds, batch_augment = 0.0, measured.augment
     count = (WARMUP_BATCHES + measured.batches) * batch_size
     images, labels = images[:count], labels[:count]
     if frozen is not None:
-        cache = FrozenFeatureCache(frozen, settings, augment, views=1, seed=0)
+        cache = FrozenFeatureCache(frozen, settings, measured.augment, views=1, seed=0)
         cache.features(images[:batch_size])  # warm-up
         started = time.perf_counter()
         images = cache.features(images)
@@ -207,7 +207,7 @@ def main() -> None:
     augment = augmentation(arguments.augment)
     print(
         f"data: {root}; batch {arguments.batch_size}; {arguments.batches} timed batches; "
-        f"augmentation: {' + '.join(augment.parts) or 'none'}"
+        f"augmentation: {augment.label}"
     )
     print(
         f"| model | freeze | px | naive img/s | workbench img/s per epoch | "

@@ -271,12 +271,21 @@ def save_leak_free_manifest(dataset: Dataset, report: AuditReport) -> Path:
     return path
 
 
+def audit_report(
+    dataset: Dataset,
+    threshold: float = DEFAULT_THRESHOLD,
+    progress: ProgressCallback | None = None,
+) -> AuditReport:
+    """The audit of `dataset` at `threshold`, from the cached candidates (computed once)."""
+    return build_report(dataset, load_candidates(dataset, progress), threshold)
+
+
 def run_audit(
     dataset: Dataset,
     threshold: float = DEFAULT_THRESHOLD,
     progress: ProgressCallback | None = None,
 ) -> AuditReport:
     """Audit `dataset` (cached) at `threshold` and save the leak-free test manifest."""
-    report = build_report(dataset, load_candidates(dataset, progress), threshold)
+    report = audit_report(dataset, threshold, progress)
     save_leak_free_manifest(dataset, report)
     return report

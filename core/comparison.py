@@ -40,7 +40,7 @@ def _augmentation(config: dict[str, Any]) -> str | None:
         augment = from_dict(AugmentConfig, (config.get("train") or {}).get("augment"))
     except (AttributeError, TypeError, ValueError):  # a damaged or very old config
         return None
-    return "+".join(augment.parts) or "none"
+    return augment.label
 
 
 def run_row(info: runs.RunInfo) -> dict[str, Any]:

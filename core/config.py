@@ -82,6 +82,11 @@ class AugmentConfig:
         }
         return tuple(part for part in AUGMENT_PARTS if on[part])
 
+    @property
+    def label(self) -> str:
+        """'flip+geometry+intensity', 'flip', ..., or 'none'."""
+        return "+".join(self.parts) or "none"
+
 
 AUGMENT_PARTS = ("flip", "geometry", "intensity")
 """Switchable groups of augmentation: horizontal flip; rotation, zoom and shift; brightness

@@ -28,7 +28,7 @@ from core.engine import StepSettings, evaluate
 from core.inference import load_model
 from core.run_writer import RunWriter, iso, utcnow
 from core.storage import write_bytes_atomic
-from core.training_data import TrainingData, audit_report, prepare_training_data
+from core.training_data import TrainingData, prepare_training_data
 
 SPLITS = ("val", "test", "leak_free_test")
 SPLIT_LABELS = {"val": "validation", "test": "official test", "leak_free_test": "leak-free test"}
@@ -63,7 +63,9 @@ def evaluation_sets(config: dict, progress: ProgressCallback | None = None) -> E
             f"the dataset's classes {list(data.classes)} differ from the run's "
             f"{list(config['classes'])}"
         )
-    report = data.audit_report or audit_report(data.dataset, progress)
+    report = data.audit_report  # built for the grouped split; None for an ungrouped one
+    if report is None:
+        report = audit.audit_report(data.dataset, progress=progress)
     audit.save_leak_free_manifest(data.dataset, report)
     leakage = report.test_leakage
     positions = {

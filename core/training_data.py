@@ -62,17 +62,12 @@ def _limit_per_class(
     return np.sort(np.concatenate(kept)) if kept else positions
 
 
-def audit_report(dataset: Dataset, progress: ProgressCallback | None = None) -> audit.AuditReport:
-    """The audit at the default threshold, from the cached candidates (computed once)."""
-    return audit.build_report(dataset, audit.load_candidates(dataset, progress))
-
-
 def prepare_training_data(
     config: DataConfig, progress: ProgressCallback | None = None
 ) -> TrainingData:
     """Open the dataset, split it (seeded, stratified, grouped) and load its pixels."""
     dataset = open_dataset(Path(config.root), progress)
-    report = audit_report(dataset, progress) if config.grouped_split else None
+    report = audit.audit_report(dataset, progress=progress) if config.grouped_split else None
     manifest = splits.make_split(
         dataset,
         seed=config.split_seed,
