@@ -4,9 +4,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay
-from core.imaging import SUPPORTED_EXTENSIONS
-from core.runs import RunError
+from core.imaging.reader import SUPPORTED_EXTENSIONS
+from core.inference.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay
+from core.runs.layout import RunError
 from core.ui.classify import (
     best_run_index,
     decode_uploads,

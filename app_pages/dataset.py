@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core import audit, stats
-from core.imaging import ImageReadError, read_image
+from core.data import audit, statistics
+from core.imaging.pixels import ImageReadError
+from core.imaging.reader import read_image
 from core.ui import charts
 from core.ui.datasets import (
     audit_candidates,
@@ -71,9 +72,9 @@ overview_tab, gallery_tab, statistics_tab, audit_tab = st.tabs(
 with overview_tab:
     counts = dataset.counts()
     left, right = st.columns([2, 3])
-    left.dataframe(stats.counts_table(counts), width="stretch")
+    left.dataframe(statistics.counts_table(counts), width="stretch")
     right.plotly_chart(charts.class_counts_chart(counts), width="stretch")
-    st.info(stats.imbalance_statement(counts), icon=":material/balance:")
+    st.info(statistics.imbalance_statement(counts), icon=":material/balance:")
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} files skipped"):
             st.dataframe(
@@ -91,7 +92,7 @@ with gallery_tab:
         st.session_state["gallery_seed"] = int(seed) + 1
         st.rerun()
     thumbnails = dataset_images(dataset, THUMBNAIL_SIZE)
-    positions = stats.gallery_sample(
+    positions = statistics.gallery_sample(
         dataset.frame,
         split=split,
         label=None if label == "all" else label,
@@ -109,9 +110,9 @@ with gallery_tab:
 with statistics_tab:
     left, right = st.columns(2)
     left.markdown("**Image sizes**")
-    left.dataframe(stats.size_table(dataset.frame), width="stretch", hide_index=True)
+    left.dataframe(statistics.size_table(dataset.frame), width="stretch", hide_index=True)
     right.markdown("**Formats and channels**")
-    right.dataframe(stats.mode_table(dataset.frame), width="stretch", hide_index=True)
+    right.dataframe(statistics.mode_table(dataset.frame), width="stretch", hide_index=True)
     st.markdown("**Mean intensity per image**")
     st.plotly_chart(charts.intensity_box_chart(dataset.frame), width="stretch")
     st.markdown("**Pixel intensity distribution per class** (300 images per class, 128 px)")

@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from core import runs
 from core.config import AUGMENT_PARTS, AugmentConfig, augmentation
-from core.estimate import estimate_epoch
-from core.recipes import FAST_CPU_RECIPES, make_request, model_choices
+from core.models.choices import model_choices
+from core.runs.layout import RunError
+from core.runs.registry import load_run, number_or_none
+from core.training.estimate import estimate_epoch
+from core.training.request import FAST_CPU_RECIPES, make_request
 from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
 from core.ui.sidebar import synthetic_notice
@@ -31,8 +33,8 @@ if dataset.synthetic:
 def show_stored_run(run_id: str) -> None:
     """A run this server process is not training: what its folder says."""
     try:
-        run = runs.load_run(run_id)
-    except runs.RunError as error:
+        run = load_run(run_id)
+    except RunError as error:
         st.error(str(error))
         return
     status = "damaged" if run.damaged else run.status
@@ -41,9 +43,9 @@ def show_stored_run(run_id: str) -> None:
         st.warning(problem)
     st.plotly_chart(history_chart(run.history), width="stretch")
     validation = (run.metrics or {}).get("val") or {}
-    accuracy, loss = (runs.number_or_none(validation.get(key)) for key in ("accuracy", "loss"))
+    accuracy, loss = (number_or_none(validation.get(key)) for key in ("accuracy", "loss"))
     if accuracy is not None and loss is not None:
-        seconds = runs.number_or_none((run.metrics or {}).get("train_seconds"))
+        seconds = number_or_none((run.metrics or {}).get("train_seconds"))
         st.caption(
             f"Best epoch {run.metrics.get('best_epoch')}: validation accuracy "
             f"{accuracy:.4f}, loss {loss:.4f}, trained {format_seconds(seconds)}."

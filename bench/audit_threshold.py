@@ -18,15 +18,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core import audit, data, paths, synthetic
-from core.imaging import read_image
-from core.transforms import resize_square
+from core import paths
+from core.data import audit, synthetic
+from core.data.index import Dataset, open_dataset
+from core.imaging.pixels import resize_square
+from core.imaging.reader import read_image
 
 BANDS = [0.0, 1e-4, 0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 2.0]
 THRESHOLDS = [0.0, 0.02, 0.03, 0.05, 0.075, 0.1]
 
 
-def contact_sheet(dataset: data.Dataset, pairs: list[tuple[int, int, float]], path: Path) -> None:
+def contact_sheet(dataset: Dataset, pairs: list[tuple[int, int, float]], path: Path) -> None:
     """Write rows of (image, its nearest neighbour, absolute difference) as one PNG."""
     rows = []
     for first, second, distance in pairs:
@@ -66,7 +68,7 @@ def main() -> None:
         if arguments.quick
         else Path(arguments.data_dir)
     )
-    dataset = data.open_dataset(root)
+    dataset = open_dataset(root)
     candidates = audit.load_candidates(dataset)
     counts, _ = np.histogram(candidates.nearest_distance, bins=BANDS)
     print(f"{dataset.root}: {len(dataset.frame)} images")

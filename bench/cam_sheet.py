@@ -18,11 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core import models, paths
-from core.explain import DEFAULT_CAM_METHOD, activation_map, overlay, resize_map
-from core.imaging import read_image
-from core.inference import Predictor
-from core.transforms import prepare_images
+from core import paths
+from core.imaging.model_input import prepare_images
+from core.imaging.reader import read_image
+from core.inference.explain import DEFAULT_CAM_METHOD, activation_map, overlay, resize_map
+from core.inference.predictor import Predictor
+from core.models.build import cam_layer
 
 TUMOUR_CLASSES = ("glioma", "meningioma", "pituitary")
 TILE = 256
@@ -47,7 +48,7 @@ def view_tile(predictor: Predictor, pixels: np.ndarray, view: str) -> np.ndarray
     layer = (
         predictor.model.get_submodule(layer_path)
         if layer_path
-        else models.cam_layer(predictor.model, predictor.spec)
+        else cam_layer(predictor.model, predictor.spec)
     )
     predicted = int(predictor.probabilities([pixels])[0].argmax())
     x = prepare_images([pixels], predictor.preprocessing)

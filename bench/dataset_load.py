@@ -15,15 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import arrays, data, paths, synthetic
+from core import paths
+from core.data import image_cache, synthetic
+from core.data.index import open_dataset
 
 
 def timed_load(root: Path, size: int) -> tuple[float, float, int]:
     """Seconds to open the dataset, seconds to get its pixel array, number of images."""
     start = time.perf_counter()
-    dataset = data.open_dataset(root)
+    dataset = open_dataset(root)
     opened = time.perf_counter()
-    images = arrays.load_images(dataset, size)
+    images = image_cache.load_images(dataset, size)
     return opened - start, time.perf_counter() - opened, len(images)
 
 

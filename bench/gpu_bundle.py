@@ -18,7 +18,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from core import paths, pretrained
+from core import paths
+from core.models import pretrained
 
 CARRY_LIMIT_BYTES = 64 * 2**20
 

@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 import torch
 
-from core import models
 from core.config import ModelConfig
+from core.models.build import build_model
+from core.models.registry import get_spec
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 WARMUP_CALLS = 10
@@ -110,9 +111,9 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|---:|")
     best: list[str] = []
     for name in arguments.models:
-        spec = models.get_spec(name)
+        spec = get_spec(name)
         size = 64 if arguments.quick else spec.default_image_size
-        model, _ = models.build_model(ModelConfig(name, 4, in_channels=spec.default_channels))
+        model, _ = build_model(ModelConfig(name, 4, in_channels=spec.default_channels))
         model = model.eval().to(memory_format=torch.channels_last)
         sample = torch.randn(1, spec.default_channels, size, size).to(
             memory_format=torch.channels_last

@@ -16,12 +16,14 @@ import time
 
 import numpy as np
 
-from core import models, paths
+from core import paths
 from core.config import ModelConfig
-from core.explain import DEFAULT_CAM_METHOD
-from core.imaging import read_image
-from core.inference import Predictor
-from core.transforms import make_preprocessing
+from core.imaging.model_input import make_preprocessing
+from core.imaging.reader import read_image
+from core.inference.explain import DEFAULT_CAM_METHOD
+from core.inference.predictor import Predictor
+from core.models.build import build_model
+from core.models.registry import get_spec
 
 MODELS = ("cnn_fast", "cnn_classic", "mobilenet_v2")
 
@@ -45,10 +47,10 @@ def sample_upload() -> bytes:
 
 def predictor_for(name: str) -> Predictor:
     """A Predictor around a freshly built model with the registry's default preprocessing."""
-    spec = models.get_spec(name)
+    spec = get_spec(name)
     pretrained = spec.supports_pretrained and name == "mobilenet_v2"
     config = ModelConfig(name, 4, in_channels=spec.default_channels, pretrained=pretrained)
-    model, _ = models.build_model(config)
+    model, _ = build_model(config)
     model.eval().requires_grad_(True)
     preprocessing = make_preprocessing(
         image_size=spec.default_image_size, channels=spec.default_channels, pretrained=pretrained

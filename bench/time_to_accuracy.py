@@ -21,11 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import paths, synthetic
+from core import paths
 from core.config import AugmentConfig, augmentation
-from core.evaluation import evaluate_run, split_summary
-from core.recipes import FAST_CPU_RECIPES, make_request
-from core.trainer import Events, fit
+from core.data import synthetic
+from core.evaluation.evaluate import evaluate_run, split_summary
+from core.events import Events
+from core.training.fit import fit
+from core.training.request import FAST_CPU_RECIPES, make_request
 
 
 def interval(summary: dict | None) -> str:

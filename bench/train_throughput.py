@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as tv
 
-from core import models, paths, pretrained, synthetic
+from core import paths
 from core.config import (
     AUGMENT_PARTS,
     AugmentConfig,
@@ -45,26 +45,31 @@ from core.config import (
     TrainConfig,
     augmentation,
 )
-from core.engine import StepSettings, train_one_epoch
-from core.frozen_cache import FrozenFeatureCache
-from core.optimization import make_optimizer
-from core.recipes import FAST_CPU_RECIPES
-from core.training_data import prepare_training_data
-from core.transforms import IMAGENET_MEAN, IMAGENET_STD, make_preprocessing
+from core.data import synthetic
+from core.data.training_data import prepare_training_data
+from core.imaging.model_input import IMAGENET_MEAN, IMAGENET_STD, make_preprocessing
+from core.models import pretrained
+from core.models.build import build_model, set_train_mode, split_frozen
+from core.models.registry import get_spec
+from core.models.spec import ModelSpec
+from core.training.frozen_cache import FrozenFeatureCache
+from core.training.loops import StepSettings, train_one_epoch
+from core.training.optimization import make_optimizer
+from core.training.request import FAST_CPU_RECIPES
 
 WARMUP_BATCHES = 2
 MOBILENET_RECIPE = FAST_CPU_RECIPES["mobilenet_v2"]
 
 
-def build(name: str, freeze: str) -> tuple[nn.Module, models.ModelSpec, torch.optim.Optimizer]:
+def build(name: str, freeze: str) -> tuple[nn.Module, ModelSpec, torch.optim.Optimizer]:
     """The model (ImageNet weights where a freeze policy needs them) and its optimizer."""
-    spec = models.get_spec(name)
+    spec = get_spec(name)
     use_pretrained = freeze != "none" and pretrained.weights_available(name)
     config = ModelConfig(
         name, 4, in_channels=spec.default_channels, pretrained=use_pretrained, freeze=freeze
     )
-    model, _ = models.build_model(config)
-    models.set_train_mode(model, spec, freeze)
+    model, _ = build_model(config)
+    set_train_mode(model, spec, freeze)
     return model, spec, make_optimizer(model, spec, TrainConfig(lr=1e-4))
 
 
@@ -130,7 +135,7 @@ def workbench_images_per_second(
     )
     settings = StepSettings(preprocessing, torch.device("cpu"), channels_last=True)
     model.to(memory_format=torch.channels_last)
-    frozen, trainable = models.split_frozen(model, spec, measured.freeze)
+    frozen, trainable = split_frozen(model, spec, measured.freeze)
     batch_size = measured.batch_size
     cache_seconds, batch_augment = 0.0, measured.augment
     count = (WARMUP_BATCHES + measured.batches) * batch_size
@@ -218,7 +223,7 @@ def main() -> None:
     for setting in arguments.settings:
         name, _, freeze = setting.partition(":")
         freeze = freeze or "none"
-        size = arguments.image_size or models.get_spec(name).default_image_size
+        size = arguments.image_size or get_spec(name).default_image_size
         measured = Measured(
             root, name, freeze, size, arguments.batch_size, arguments.batches, augment
         )

@@ -14,8 +14,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core import runs
-from core.trainer import BatchEvent, Events, FitResult, TrainingRequest, fit
+from core.events import Events
+from core.runs.layout import new_run_id
+from core.training.fit import FitResult, fit
+from core.training.progress import BatchEvent
+from core.training.request import TrainingRequest
 
 ACTIVE_STATES = ("queued", "preparing", "running")
 MAX_BATCH_POINTS = 600  # charts stay light: batch history is thinned beyond this
@@ -115,7 +118,7 @@ class JobManager:
 
     def submit(self, request: TrainingRequest) -> Job:
         """Queue a training run; its job id is the run id it will have on disk."""
-        job = Job(runs.new_run_id(request.model.name), request)
+        job = Job(new_run_id(request.model.name), request)
         with self._lock:
             self.jobs[job.job_id] = job
             self._queue.put(job)
@@ -187,7 +190,7 @@ class JobManager:
 
 def _evaluate_quietly(run_id: str) -> str | None:
     """Evaluate a finished run for the Compare page; a failure is reported, never raised."""
-    from core.evaluation import evaluate_run
+    from core.evaluation.evaluate import evaluate_run
 
     try:
         evaluate_run(run_id)

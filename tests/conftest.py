@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import paths, synthetic
+from core import paths
+from core.data import synthetic
 
 REQUIRE_REAL_DATA_ENV = "BTW_REQUIRE_REAL_DATA"
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import audit, data
-from core.synthetic import DEMO_CLASSES, render_slice
+from core.data import audit
+from core.data.index import Dataset, open_dataset
+from core.data.synthetic import DEMO_CLASSES, render_slice
 
 
 def save(path: Path, pixels: np.ndarray, *, jpeg_quality: int | None = None) -> None:
@@ -28,7 +29,7 @@ def shifted(pixels: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[data.Dataset, dict[str, str]]:
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, dict[str, str]]:
     """12 distinct slices per class in training; test holds distinct slices plus planted copies."""
     root = tmp_path_factory.mktemp("planted")
     generator = np.random.default_rng(42)
@@ -53,7 +54,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[data.Dataset, dic
         "rewindowed": "Testing/glioma/rewindowed.png",
         "rescaled": "Testing/glioma/rescaled.jpg",
     }
-    return data.open_dataset(root), names
+    return open_dataset(root), names
 
 
 def test_planted_copies_are_found_and_fresh_slices_are_not(planted) -> None:

@@ -12,14 +12,16 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import paths, runs
-from core.comparison import misclassified
+from core import paths
 from core.config import augmentation
-from core.evaluation import evaluate_run, stored_evaluation
-from core.run_writer import RunWriter
-from core.trainer import fit
-from core.ui.compare import GALLERY_LIMIT, confirm_key, gallery_items, name_key, tags_key
+from core.evaluation.comparison import misclassified
+from core.evaluation.evaluate import evaluate_run, stored_evaluation
+from core.runs.registry import load_run
+from core.runs.writer import RunWriter
+from core.training.fit import fit
+from core.ui.compare_gallery import GALLERY_LIMIT, gallery_items
 from core.ui.memo import shared_memo
+from core.ui.run_management import confirm_key, name_key, tags_key
 from tests.test_pages import PROJECT_ROOT, TIMEOUT
 from tests.test_runs import dead_pid, write_status
 from tests.test_training import tiny_request
@@ -56,11 +58,11 @@ def made(checkpoints: Path, demo_dataset_dir: Path) -> Runs:
     second = fit(second_request).run_id
     for run_id in (first, second):
         evaluate_run(run_id, bootstrap_samples=200)
-    config = runs.load_run(first).config
+    config = load_run(first).config
 
     interrupted = RunWriter.create(config, model_name="cnn_fast")
     interrupted.set_status("running")
-    interrupted.append_history(runs.load_run(first).history[0])
+    interrupted.append_history(load_run(first).history[0])
     write_status(interrupted, pid=dead_pid())
 
     damaged_config = RunWriter.create(config, model_name="cnn_fast")
@@ -139,7 +141,7 @@ def test_two_evaluated_runs_show_charts_and_details(app: AppTest, made: Runs) ->
     captions = [image.proto.imgs[0].caption for image in app.get("image")]
     assert sum("→" in caption for caption in captions) == GALLERY_LIMIT  # one run's mistakes
     assert any("B said" in caption for caption in captions)  # A right, B wrong
-    first = runs.load_run(made.first)
+    first = load_run(made.first)
     items = gallery_items(first, misclassified(first, "test"), str, with_cam=True)
     assert all(item.pixels.ndim == 3 for item in items)  # CAM overlays (RGB), not grey scans
 
@@ -174,13 +176,13 @@ def test_rename_and_tags_change_the_table(app: AppTest, made: Runs) -> None:
     app.text_input(key=name_key(made.second)).input("   ")
     app.button(key="manage_rename").click().run()
     assert any("run name must be" in error.value for error in app.error)
-    assert runs.load_run(made.second).name == "Wide lr"
+    assert load_run(made.second).name == "Wide lr"
 
 
 def test_delete_asks_for_confirmation_and_refuses_a_running_run(app: AppTest, made: Runs) -> None:
-    doomed = RunWriter.create(runs.load_run(made.first).config, model_name="cnn_fast")
+    doomed = RunWriter.create(load_run(made.first).config, model_name="cnn_fast")
     doomed.set_status("cancelled")
-    live = RunWriter.create(runs.load_run(made.first).config, model_name="cnn_fast")
+    live = RunWriter.create(load_run(made.first).config, model_name="cnn_fast")
     live.set_status("running")  # this process, with a fresh heartbeat: really running
     app.run()
     app.selectbox(key="manage_run").set_value(doomed.run_id).run()
@@ -204,17 +206,17 @@ def test_evaluate_button_evaluates_and_reports_a_failure(
     app: AppTest, made: Runs, demo_dataset_dir: Path, tmp_path: Path
 ) -> None:
     fresh = fit(tiny_request(demo_dataset_dir, epochs=1, seed=2)).run_id
-    moved_config = runs.load_run(made.first).config
+    moved_config = load_run(made.first).config
     moved_config["data"]["root"] = str(tmp_path / "gone")
     moved = RunWriter.create(moved_config, model_name="cnn_fast")
-    shutil.copy(runs.load_run(made.first).path / "model.safetensors", moved.path)
+    shutil.copy(load_run(made.first).path / "model.safetensors", moved.path)
     moved.set_status("completed")
     app.run()
     button = app.button(key="compare_evaluate")
     assert button.label == "Evaluate 2 runs"
     button.click().run()
     assert not app.exception
-    assert stored_evaluation(runs.load_run(fresh)) is not None
+    assert stored_evaluation(load_run(fresh)) is not None
     assert runs_table(app).loc[fresh, "test_accuracy"] > 0
     assert any("Evaluated 1 run" in success.value for success in app.success)
     assert any(

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import arrays, data
+from core.data import image_cache, index
+from core.data.discovery import DatasetError, discover
+from core.data.index import open_dataset
+from core.data.locate import resolve_dataset_dir
 
 
 def write_image(path: Path, seed: int, size: int = 32, mode: str = "L") -> None:
@@ -37,7 +40,7 @@ def test_kaggle_layout_with_case_insensitive_split_names(tmp_path: Path) -> None
     root = make_kaggle(tmp_path / "ds")
     (root / "Training").rename(root / "train")
     (root / "Testing").rename(root / "TEST")
-    layout = data.discover(root)
+    layout = discover(root)
     assert layout.layout == "kaggle"
     assert layout.classes == ("a", "b")
     assert {split for _, _, split in layout.files} == {"train", "test"}
@@ -48,7 +51,7 @@ def test_flat_layout_puts_everything_in_training(tmp_path: Path) -> None:
     for label in ("glioma", "notumor"):
         for number in range(3):
             write_image(tmp_path / label / f"{number}.jpg", number + 10 * len(label))
-    dataset = data.open_dataset(tmp_path)
+    dataset = open_dataset(tmp_path)
     assert dataset.layout == "flat"
     assert dataset.counts() == {"train": {"glioma": 3, "notumor": 3}}
 
@@ -63,7 +66,7 @@ def test_junk_files_are_skipped_and_counted(tmp_path: Path) -> None:
     (root / "README.md").write_text("about")
     (root / "Extras").mkdir()
     (root / "Training" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
-    dataset = data.open_dataset(root)
+    dataset = open_dataset(root)
     reasons = {item.path: item.reason for item in dataset.skipped}
     assert reasons["Training/a/.DS_Store"] == "hidden file"
     assert reasons["Training/a/notes.txt"].startswith("not an image file")
@@ -80,7 +83,7 @@ def test_corrupt_and_truncated_jpegs_are_reported_by_name(tmp_path: Path) -> Non
     write_image(good, 5, size=64, mode="RGB")
     truncated = root / "Training" / "a" / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
-    dataset = data.open_dataset(root)
+    dataset = open_dataset(root)
     skipped = {item.path for item in dataset.skipped}
     assert "Training/a/truncated.jpg" in skipped
     assert "Training/a/good.jpg" in set(dataset.frame["path"])
@@ -89,7 +92,7 @@ def test_corrupt_and_truncated_jpegs_are_reported_by_name(tmp_path: Path) -> Non
 def test_sixteen_bit_png_is_indexed_with_its_mode(tmp_path: Path) -> None:
     root = make_kaggle(tmp_path / "ds")
     write_image(root / "Training" / "b" / "deep.png", 7, mode="I;16")
-    dataset = data.open_dataset(root)
+    dataset = open_dataset(root)
     row = dataset.frame.set_index("path").loc["Training/b/deep.png"]
     assert row["mode"].startswith("I")
     assert 20 < row["mean_intensity"] < 235  # rescaled, not clipped to white
@@ -109,34 +112,34 @@ def test_sixteen_bit_png_is_indexed_with_its_mode(tmp_path: Path) -> None:
 def test_unusable_folders_give_a_clear_error(tmp_path: Path, build, message: str) -> None:
     root = tmp_path / "ds"
     build(root)
-    with pytest.raises(data.DatasetError, match=message):
-        data.open_dataset(root)
+    with pytest.raises(DatasetError, match=message):
+        open_dataset(root)
 
 
 def test_test_class_missing_from_training_is_an_error(tmp_path: Path) -> None:
     root = make_kaggle(tmp_path / "ds")
     write_image(root / "Testing" / "c" / "x.png", 3)
-    with pytest.raises(data.DatasetError, match="'c' appears in test but not in training"):
-        data.discover(root)
+    with pytest.raises(DatasetError, match="'c' appears in test but not in training"):
+        discover(root)
 
 
 def test_index_is_cached_and_rebuilt_when_files_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_kaggle(tmp_path / "ds")
-    first = data.open_dataset(root)
+    first = open_dataset(root)
     assert (first.cache_dir() / "index.parquet").is_file()
 
     def must_not_rebuild(*args: object, **kwargs: object) -> None:
         raise AssertionError("index rebuilt although nothing changed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(data, "build_index", must_not_rebuild)
-        second = data.open_dataset(root)
+        patch.setattr(index, "build_index", must_not_rebuild)
+        second = open_dataset(root)
     assert second.fingerprint == first.fingerprint
     assert second.frame.equals(first.frame)
     write_image(root / "Training" / "a" / "new.png", 1234)
-    third = data.open_dataset(root)
+    third = open_dataset(root)
     assert len(third.frame) == len(first.frame) + 1
     assert third.fingerprint != first.fingerprint
 
@@ -145,7 +148,7 @@ def test_exact_duplicates_share_a_pixel_hash_across_formats(tmp_path: Path) -> N
     root = make_kaggle(tmp_path / "ds")
     source = root / "Training" / "a" / "a_0.png"
     Image.open(source).save(root / "Testing" / "a" / "copy.bmp")
-    frame = data.open_dataset(root).frame.set_index("path")
+    frame = open_dataset(root).frame.set_index("path")
     original, copy = frame.loc["Training/a/a_0.png"], frame.loc["Testing/a/copy.bmp"]
     assert original["pixel_hash"] == copy["pixel_hash"]
     assert original["file_hash"] != copy["file_hash"]
@@ -153,27 +156,29 @@ def test_exact_duplicates_share_a_pixel_hash_across_formats(tmp_path: Path) -> N
 
 def test_decoded_image_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_kaggle(tmp_path / "ds")
-    dataset = data.open_dataset(root)
+    dataset = open_dataset(root)
     calls: list[int] = []
-    images = arrays.load_images(dataset, 24, progress=lambda done, total, _: calls.append(done))
+    images = image_cache.load_images(
+        dataset, 24, progress=lambda done, total, _: calls.append(done)
+    )
     assert images.shape == (len(dataset.frame), 24, 24)
     assert images.dtype == np.uint8
     assert calls and calls[-1] == len(dataset.frame)
     with monkeypatch.context() as patch:
-        patch.setattr(arrays, "decode_all", lambda *a, **k: pytest.fail("decoded again"))
-        again = arrays.load_images(dataset, 24)
+        patch.setattr(image_cache, "decode_all", lambda *a, **k: pytest.fail("decoded again"))
+        again = image_cache.load_images(dataset, 24)
     np.testing.assert_array_equal(images, again)
     # The cached pixels are the reader's, resized: compare one image with a fresh decode.
-    fresh = arrays.decode_all(dataset, 24)
+    fresh = image_cache.decode_all(dataset, 24)
     np.testing.assert_array_equal(images, fresh)
 
 
 def test_damaged_array_cache_is_rebuilt(tmp_path: Path) -> None:
     root = make_kaggle(tmp_path / "ds")
-    dataset = data.open_dataset(root)
-    images = arrays.load_images(dataset, 16)
-    arrays.array_cache_path(dataset, 16).write_bytes(b"not numpy")
-    np.testing.assert_array_equal(arrays.load_images(dataset, 16), images)
+    dataset = open_dataset(root)
+    images = image_cache.load_images(dataset, 16)
+    image_cache.array_cache_path(dataset, 16).write_bytes(b"not numpy")
+    np.testing.assert_array_equal(image_cache.load_images(dataset, 16), images)
 
 
 def test_resolve_prefers_explicit_then_environment(
@@ -182,5 +187,5 @@ def test_resolve_prefers_explicit_then_environment(
     explicit = make_kaggle(tmp_path / "explicit")
     configured = make_kaggle(tmp_path / "configured")
     monkeypatch.setenv("BTW_DATA_DIR", str(configured))
-    assert data.resolve_dataset_dir(explicit) == explicit.resolve()
-    assert data.resolve_dataset_dir() == configured.resolve()
+    assert resolve_dataset_dir(explicit) == explicit.resolve()
+    assert resolve_dataset_dir() == configured.resolve()

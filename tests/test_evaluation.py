@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import comparison, evaluation, runs
-from core.trainer import fit
+from core.evaluation import comparison, evaluate
+from core.runs.registry import load_run
+from core.training.fit import fit
 from tests.test_cli import run_cli
 from tests.test_training import tiny_request
 
@@ -21,25 +22,25 @@ def two_runs(demo_dataset_dir: Path) -> tuple[str, str]:
     first = fit(tiny_request(demo_dataset_dir, epochs=2, seed=0)).run_id
     second = fit(tiny_request(demo_dataset_dir, epochs=1, seed=1)).run_id
     for run_id in (first, second):
-        evaluation.evaluate_run(run_id, bootstrap_samples=200)
+        evaluate.evaluate_run(run_id, bootstrap_samples=200)
     return first, second
 
 
 def test_three_splits_side_by_side_and_consistent_with_the_predictions(
     two_runs: tuple[str, str],
 ) -> None:
-    info = runs.load_run(two_runs[0])
-    stored = evaluation.stored_evaluation(info)
-    assert stored is not None and set(stored["splits"]) == set(evaluation.SPLITS)
-    val, test, leak_free = (stored["splits"][split] for split in evaluation.SPLITS)
+    info = load_run(two_runs[0])
+    stored = evaluate.stored_evaluation(info)
+    assert stored is not None and set(stored["splits"]) == set(evaluate.SPLITS)
+    val, test, leak_free = (stored["splits"][split] for split in evaluate.SPLITS)
     assert val["n"] == info.config["dataset"]["val_images"]
     # The demo dataset plants near-duplicates of training images in its test split.
     assert 0 < leak_free["n"] < test["n"] == 60
-    predictions = evaluation.load_predictions(info)
+    predictions = evaluate.load_predictions(info)
     assert predictions is not None
     assert predictions["in_leak_free_test"].sum() == leak_free["n"]
     assert not (predictions["in_leak_free_test"] & ~predictions["in_test"]).any()
-    for split, report in zip(evaluation.SPLITS, (val, test, leak_free), strict=True):
+    for split, report in zip(evaluate.SPLITS, (val, test, leak_free), strict=True):
         rows = predictions[predictions[f"in_{split}"]]
         assert report["accuracy"] == pytest.approx((rows["label"] == rows["predicted"]).mean())
         assert np.asarray(report["confusion_matrix"]).sum() == len(rows)
@@ -57,36 +58,36 @@ def test_the_evaluation_is_computed_once_and_reused(
     def fail(*_: object) -> None:
         raise AssertionError("recomputed a stored evaluation")
 
-    monkeypatch.setattr(evaluation, "_predict", fail)
-    first = evaluation.evaluate_run(two_runs[0])
-    assert first == evaluation.stored_evaluation(runs.load_run(two_runs[0]))
+    monkeypatch.setattr(evaluate, "_predict", fail)
+    first = evaluate.evaluate_run(two_runs[0])
+    assert first == evaluate.stored_evaluation(load_run(two_runs[0]))
     with pytest.raises(AssertionError, match="recomputed"):
-        evaluation.evaluate_run(two_runs[0], force=True)
+        evaluate.evaluate_run(two_runs[0], force=True)
 
 
 def test_runs_without_weights_or_dataset_are_refused_clearly(
     two_runs: tuple[str, str], tmp_path: Path
 ) -> None:
-    source = runs.load_run(two_runs[1]).path
+    source = load_run(two_runs[1]).path
     no_weights = tmp_path / "no-weights"
     shutil.copytree(source, no_weights)
     (no_weights / "model.safetensors").unlink()
     with pytest.raises(ValueError, match="cannot be evaluated"):
-        evaluation.evaluate_run(no_weights)
+        evaluate.evaluate_run(no_weights)
     moved = tmp_path / "moved"
     shutil.copytree(source, moved)
     config = json.loads((moved / "config.json").read_text())
     config["data"]["root"] = str(tmp_path / "gone")
     (moved / "config.json").write_text(json.dumps(config))
     # The stored evaluation stays readable when the dataset has moved...
-    assert evaluation.evaluate_run(moved)["splits"]["test"]["n"] == 60
+    assert evaluate.evaluate_run(moved)["splits"]["test"]["n"] == 60
     # ...but recomputing it needs the dataset.
-    with pytest.raises(evaluation.EvaluationError, match="not on this machine"):
-        evaluation.evaluate_run(moved, force=True)
+    with pytest.raises(evaluate.EvaluationError, match="not on this machine"):
+        evaluate.evaluate_run(moved, force=True)
 
 
 def test_paired_comparison_and_galleries(two_runs: tuple[str, str]) -> None:
-    first, second = (runs.load_run(run_id) for run_id in two_runs)
+    first, second = (load_run(run_id) for run_id in two_runs)
     test = comparison.paired_test(first, second, "test")
     assert test is not None and test["n"] == 60
     assert test["a_only"] + test["b_only"] + test["both"] + test["neither"] == 60
@@ -95,7 +96,7 @@ def test_paired_comparison_and_galleries(two_runs: tuple[str, str]) -> None:
     assert len(a_right_b_wrong) == test["a_only"]
     assert (a_right_b_wrong["predicted_a"] == a_right_b_wrong["label"]).all()
     wrong = comparison.misclassified(first, "test")
-    report = evaluation.stored_evaluation(first)["splits"]["test"]
+    report = evaluate.stored_evaluation(first)["splits"]["test"]
     assert len(wrong) == round(60 * (1 - report["accuracy"]))
     assert wrong["confidence"].is_monotonic_decreasing
     table = comparison.runs_table([first, second])

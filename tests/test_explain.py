@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.explain import CAM_METHODS, activation_map, overlay
-from core.inference import Predictor
-from core.trainer import fit
+from core.inference.explain import CAM_METHODS, activation_map, overlay
+from core.inference.predictor import Predictor
+from core.training.fit import fit
 from tests.test_training import tiny_request
 
 

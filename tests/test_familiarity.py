@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 from pydicom.data import get_testdata_file
 
-from core.familiarity import training_ranges, unfamiliar_reasons
-from core.imaging import read_image
-from core.inference import Predictor
-from core.trainer import fit
-from core.training_data import prepare_training_data
+from core.data.training_data import prepare_training_data
+from core.imaging.familiarity import training_ranges, unfamiliar_reasons
+from core.imaging.reader import read_image
+from core.inference.predictor import Predictor
+from core.training.fit import fit
 from tests.test_training import tiny_request
 
 

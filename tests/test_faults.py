@@ -25,11 +25,12 @@ import torch
 from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
-from core import paths, runs
-from core.evaluation import evaluate_run
-from core.inference import Predictor
-from core.run_writer import new_run_id
-from core.trainer import fit
+from core import paths
+from core.evaluation.evaluate import evaluate_run
+from core.inference.predictor import Predictor
+from core.runs.layout import RunError, new_run_id
+from core.runs.registry import list_runs, load_run, load_weights
+from core.training.fit import fit
 from core.ui.memo import shared_memo
 from tests.test_pages import PROJECT_ROOT, TIMEOUT
 from tests.test_training import tiny_request
@@ -92,7 +93,7 @@ def completed_run(demo_dataset_dir: Path, tmp_path_factory: pytest.TempPathFacto
         patch.setenv(paths.CHECKPOINTS_ENV, str(tmp_path_factory.mktemp("faults-source")))
         run_id = fit(tiny_request(demo_dataset_dir, epochs=2, subset_per_class=10)).run_id
         evaluate_run(run_id, bootstrap_samples=100)
-        return runs.load_run(run_id).path
+        return load_run(run_id).path
 
 
 def copy_run(source: Path, checkpoints: Path) -> Path:
@@ -115,7 +116,7 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
     checkpoints.mkdir()
     neighbour = copy_run(completed_run, checkpoints)
     neighbour_before = folder_hashes(neighbour)
-    weights_before = runs.load_weights(neighbour.name, checkpoints)
+    weights_before = load_weights(neighbour.name, checkpoints)
     environment = {
         **os.environ,
         paths.CHECKPOINTS_ENV: str(checkpoints),
@@ -146,7 +147,7 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
         os.killpg(app.pid, signal.SIGKILL)
         app.wait(timeout=30)
         app.stdout.close()
-    assert runs.load_run(killed.name, checkpoints).stored_status["status"] == "running"
+    assert load_run(killed.name, checkpoints).stored_status["status"] == "running"
 
     # The history up to the kill: every line whole, epochs 1..k in order, none lost.
     records = [json.loads(line) for line in history_lines(killed)]
@@ -156,7 +157,7 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
 
     # Start again: Home marks the run interrupted on disk; every page still works.
     app_again = fresh_app(checkpoints, demo_dataset_dir, monkeypatch)
-    info = runs.load_run(killed.name, checkpoints)
+    info = load_run(killed.name, checkpoints)
     assert info.status == "interrupted" and info.stored_status["status"] == "interrupted"
     assert "stopped without finishing" in info.stored_status["message"]
     assert [record["epoch"] for record in info.history] == [r["epoch"] for r in records]
@@ -174,10 +175,10 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
 
     # Nothing else was touched: the finished run is byte for byte what it was, and still loads.
     assert folder_hashes(neighbour) == neighbour_before
-    weights_after = runs.load_weights(neighbour.name, checkpoints)
+    weights_after = load_weights(neighbour.name, checkpoints)
     assert weights_after.keys() == weights_before.keys()
     assert all(torch.equal(weights_after[key], weights_before[key]) for key in weights_before)
-    assert runs.load_run(neighbour.name, checkpoints).status == "completed"
+    assert load_run(neighbour.name, checkpoints).status == "completed"
     assert Predictor.from_run(neighbour).classes == tuple(info.config["classes"])
     assert sorted(path.name for path in checkpoints.iterdir()) == sorted(
         [killed.name, neighbour.name]
@@ -277,7 +278,7 @@ def damaged_folder(
 
 
 def test_every_damaged_run_is_listed_with_its_problem(damaged_folder: DamagedFolder) -> None:
-    listed = {info.run_id: info for info in runs.list_runs(damaged_folder.checkpoints)}
+    listed = {info.run_id: info for info in list_runs(damaged_folder.checkpoints)}
     assert set(listed) == {damaged_folder.good} | {run.run_id for run in damaged_folder.damaged}
     good = listed[damaged_folder.good]
     assert good.status == "completed" and not good.damaged and good.problems == ()
@@ -301,10 +302,10 @@ def test_a_run_whose_weights_do_not_fit_is_refused_in_one_line(
     damaged_folder: DamagedFolder,
 ) -> None:
     folder = damaged_folder.checkpoints / damaged_folder.run("weights of another model").run_id
-    with pytest.raises(runs.RunError, match="cannot be used") as refused:
+    with pytest.raises(RunError, match="cannot be used") as refused:
         Predictor.from_run(folder)
     assert "\n" not in str(refused.value)
-    with pytest.raises(runs.RunError, match="cannot be used"):
+    with pytest.raises(RunError, match="cannot be used"):
         evaluate_run(folder, force=True)  # the Compare page's Evaluate button reports these
 
 

@@ -18,17 +18,14 @@ from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
-from core.imaging import (
+from core.imaging.pixels import DecodedImage, ImageReadError, rescale_to_uint8, to_grayscale
+from core.imaging.reader import (
     MAX_FILE_BYTES,
     MAX_PIXELS,
     SUPPORTED_EXTENSIONS,
-    DecodedImage,
-    ImageReadError,
     read_frames,
     read_image,
     read_slices,
-    rescale_to_uint8,
-    to_grayscale,
 )
 
 RNG_SEED = 1234

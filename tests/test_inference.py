@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
-from core import runs
-from core.inference import Predictor
-from core.trainer import fit
+from core.inference.predictor import Predictor
+from core.runs.registry import load_run
+from core.training.fit import fit
 from tests.test_cli import run_cli
 from tests.test_training import tiny_request
 
@@ -93,7 +93,7 @@ def test_cli_predict_json_with_good_and_bad_files(
 
 def test_a_run_without_weights_is_refused_in_one_line(trained_run: str, tmp_path: Path) -> None:
     copy = tmp_path / "broken-run"
-    shutil.copytree(runs.load_run(trained_run).path, copy)
+    shutil.copytree(load_run(trained_run).path, copy)
     (copy / "model.safetensors").unlink()
     result = run_cli("predict", str(copy), "whatever.png")
     assert result.returncode == 2

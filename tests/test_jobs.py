@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core import runs
 from core.jobs import JobManager
+from core.runs.layout import RunError
+from core.runs.registry import load_run
 from tests.test_training import tiny_request
 
 
@@ -38,7 +39,7 @@ def test_a_job_trains_in_the_background_and_reports_progress(
     assert "running" in seen_states
     assert [record["epoch"] for record in snapshot.history] == [1, 2]
     assert snapshot.batch_losses and snapshot.fraction == pytest.approx(1.0)
-    assert runs.load_run(job.job_id).status == "completed"  # job id == run id on disk
+    assert load_run(job.job_id).status == "completed"  # job id == run id on disk
 
 
 def test_second_job_queues_visibly_and_a_queued_job_cancels_at_once(
@@ -55,9 +56,9 @@ def test_second_job_queues_visibly_and_a_queued_job_cancels_at_once(
     first.cancel()
     wait_for(lambda: not first.snapshot().active)
     assert first.snapshot().state == "cancelled"
-    assert runs.load_run(first.job_id).status == "cancelled"
-    with pytest.raises(runs.RunError):
-        runs.load_run(second.job_id)  # never started: no run folder
+    assert load_run(first.job_id).status == "cancelled"
+    with pytest.raises(RunError):
+        load_run(second.job_id)  # never started: no run folder
 
 
 def test_a_failing_job_reports_its_error_and_the_worker_survives(

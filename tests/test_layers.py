@@ -38,7 +38,8 @@ def test_the_engine_loads_without_streamlit() -> None:
     import sys
 
     code = (
-        "import sys, core.cli, core.audit, core.arrays, core.splits, core.stats, core.device; "
+        "import sys, core.cli.main, core.data.audit, core.data.image_cache, core.data.splits, "
+        "core.data.statistics, core.device; "
         "print('streamlit' in sys.modules)"
     )
     result = subprocess.run(

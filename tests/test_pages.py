@@ -182,7 +182,7 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     app.selectbox(key="train_model").select("mobilenet_v2").run()
     assert app.checkbox(key="train_pretrained_mobilenet_v2").value is True
     # Each model starts from its own fast CPU recipe.
-    from core.recipes import FAST_CPU_RECIPES
+    from core.training.request import FAST_CPU_RECIPES
 
     recipe = FAST_CPU_RECIPES["mobilenet_v2"]
     assert app.selectbox(key="train_freeze_mobilenet_v2").value == recipe["freeze"]
@@ -206,7 +206,7 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
 ) -> None:
     from pydicom.data import get_testdata_file
 
-    from core.trainer import fit
+    from core.training.fit import fit
     from tests.test_imaging import multiframe_dicom
     from tests.test_training import tiny_request
 
@@ -246,7 +246,7 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
 def test_classify_page_rejects_empty_and_bomb_uploads_without_crashing(
     app: AppTest, demo_dataset_dir: Path
 ) -> None:
-    from core.trainer import fit
+    from core.training.fit import fit
     from tests.test_imaging import _bomb_png
     from tests.test_training import tiny_request
 

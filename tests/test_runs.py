@@ -13,8 +13,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import runs
-from core.runs import RunError, RunWriter
+from core.runs.layout import HEARTBEAT_STALE_SECONDS, RunError, new_run_id
+from core.runs.registry import (
+    delete_run,
+    is_process_alive,
+    list_runs,
+    load_run,
+    load_weights,
+    mark_interrupted_runs,
+    paths,
+    rename_run,
+    set_notes,
+    set_tags,
+)
+from core.runs.writer import RunWriter
 
 CONFIG = {"model": {"name": "resnet18", "num_classes": 4}, "epochs": 3, "lr": 1e-3}
 
@@ -41,14 +53,14 @@ def temp_files(folder: Path) -> list[Path]:
 
 def test_run_id_format_and_sanitising() -> None:
     moment = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-    run_id = runs.new_run_id("ResNet 18/../x", now=moment)
+    run_id = new_run_id("ResNet 18/../x", now=moment)
     stamp, _, random = run_id.rpartition("_")
     assert stamp.startswith("20240506T070809Z_")
     assert all(c in "abcdefghijklmnopqrstuvwxyz0123456789_-" for c in stamp.split("_", 1)[1])
     assert "/" not in run_id and ".." not in run_id
     assert len(random) == 6 and int(random, 16) >= 0
-    assert runs.new_run_id("!!!", now=moment).split("_")[1] == "model"
-    assert runs.new_run_id("cnn", now=moment) != runs.new_run_id("cnn", now=moment)
+    assert new_run_id("!!!", now=moment).split("_")[1] == "model"
+    assert new_run_id("cnn", now=moment) != new_run_id("cnn", now=moment)
 
 
 def test_create_writes_every_file(tmp_path: Path) -> None:
@@ -65,7 +77,7 @@ def test_create_writes_every_file(tmp_path: Path) -> None:
         "notes": "",
     }
     assert [p.name for p in tmp_path.iterdir()] == [run.run_id]  # no staging leftovers
-    info = runs.load_run(run.run_id, tmp_path)
+    info = load_run(run.run_id, tmp_path)
     assert info.status == "queued" and not info.damaged and info.problems == ()
     assert info.created_at is not None and info.display_name == run.run_id
 
@@ -73,12 +85,12 @@ def test_create_writes_every_file(tmp_path: Path) -> None:
 def test_status_transitions_stamp_times(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     run.set_status("running", progress={"epoch": 1, "total_epochs": 3, "fraction": 0.33})
-    first = runs.load_run(run.run_id, tmp_path).stored_status
+    first = load_run(run.run_id, tmp_path).stored_status
     assert first["started_at"] and first["finished_at"] is None
     run.heartbeat({"epoch": 2, "total_epochs": 3, "fraction": 0.66})
     run.set_status("running", message="epoch 2")
     run.set_status("failed", error="boom")
-    info = runs.load_run(run.run_id, tmp_path)
+    info = load_run(run.run_id, tmp_path)
     assert info.status == "failed" and info.stored_status["error"] == "boom"
     assert info.stored_status["started_at"] == first["started_at"]
     assert info.stored_status["finished_at"] and info.stored_status["progress"]["epoch"] == 2
@@ -92,11 +104,11 @@ def test_history_skips_torn_line(tmp_path: Path) -> None:
     run.append_history({"epoch": 2, "loss": 0.4})
     with (run.path / "history.jsonl").open("a") as handle:
         handle.write('{"epoch": 3, "lo')  # a crash mid-write
-    info = runs.load_run(run.run_id, tmp_path)
+    info = load_run(run.run_id, tmp_path)
     assert [r["epoch"] for r in info.history] == [1, 2]
     assert "history.jsonl: 1 unreadable line skipped" in info.problems
     run.append_history({"epoch": 3, "loss": 0.3})  # must not glue onto the torn line
-    assert [r["epoch"] for r in runs.load_run(run.run_id, tmp_path).history] == [1, 2, 3]
+    assert [r["epoch"] for r in load_run(run.run_id, tmp_path).history] == [1, 2, 3]
 
 
 def test_concurrent_history_appends(tmp_path: Path) -> None:
@@ -111,7 +123,7 @@ def test_concurrent_history_appends(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    info = runs.load_run(run.run_id, tmp_path)
+    info = load_run(run.run_id, tmp_path)
     assert len(info.history) == 200 and info.problems == ()
 
 
@@ -128,19 +140,19 @@ def test_weights_round_trip(tmp_path: Path) -> None:
         "empty": torch.empty(0),
     }
     run.save_weights(state)
-    loaded = runs.load_weights(run.run_id, tmp_path)
+    loaded = load_weights(run.run_id, tmp_path)
     assert loaded.keys() == state.keys()
     for key, tensor in state.items():
         assert torch.equal(loaded[key], tensor) and loaded[key].dtype == tensor.dtype
-    assert runs.load_run(run.run_id, tmp_path).has_weights
-    assert runs.load_weights(runs.load_run(run.path), tmp_path).keys() == state.keys()
+    assert load_run(run.run_id, tmp_path).has_weights
+    assert load_weights(load_run(run.path), tmp_path).keys() == state.keys()
 
 
 def test_metrics_merge(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     run.save_metrics({"val": {"accuracy": 0.9}, "epochs": 3})
     run.save_metrics({"test": {"accuracy": 0.8}, "epochs": 4})
-    metrics = runs.load_run(run.run_id, tmp_path).metrics
+    metrics = load_run(run.run_id, tmp_path).metrics
     assert metrics == {"val": {"accuracy": 0.9}, "epochs": 4, "test": {"accuracy": 0.8}}
 
 
@@ -163,7 +175,7 @@ def test_failed_replace_keeps_old_metrics(tmp_path: Path, monkeypatch: pytest.Mo
 def test_list_runs_newest_first_and_skips_junk(tmp_path: Path) -> None:
     ids = []
     for day in (1, 3, 2):
-        run_id = runs.new_run_id("cnn", now=datetime(2024, 1, day, tzinfo=UTC))
+        run_id = new_run_id("cnn", now=datetime(2024, 1, day, tzinfo=UTC))
         folder = tmp_path / run_id
         folder.mkdir()
         (folder / "config.json").write_text("{}")
@@ -173,8 +185,8 @@ def test_list_runs_newest_first_and_skips_junk(tmp_path: Path) -> None:
     (tmp_path / ".deleting-old").mkdir()
     (tmp_path / ".deleting-old" / "config.json").write_text("{}")
     (tmp_path / "stray.txt").write_text("x")
-    assert [info.run_id for info in runs.list_runs(tmp_path)] == [ids[1], ids[2], ids[0]]
-    assert runs.list_runs(tmp_path / "missing") == []
+    assert [info.run_id for info in list_runs(tmp_path)] == [ids[1], ids[2], ids[0]]
+    assert list_runs(tmp_path / "missing") == []
 
 
 def test_damaged_runs_are_listed_not_raised(tmp_path: Path) -> None:
@@ -187,7 +199,7 @@ def test_damaged_runs_are_listed_not_raised(tmp_path: Path) -> None:
     truncated.set_status("completed")
     no_weights.set_status("completed")
 
-    infos = {info.run_id: info for info in runs.list_runs(tmp_path)}
+    infos = {info.run_id: info for info in list_runs(tmp_path)}
     assert len(infos) == 4 and all(info.damaged for info in infos.values())
     assert "config.json is not valid JSON" in infos[garbage.run_id].problems
     assert infos[garbage.run_id].status == "damaged" and infos[garbage.run_id].config is None
@@ -196,9 +208,9 @@ def test_damaged_runs_are_listed_not_raised(tmp_path: Path) -> None:
     assert "model.safetensors is truncated or corrupt" in infos[truncated.run_id].problems
     assert "model.safetensors is missing" in infos[no_weights.run_id].problems
     with pytest.raises(RunError, match="corrupt"):
-        runs.load_weights(truncated.run_id, tmp_path)
+        load_weights(truncated.run_id, tmp_path)
     with pytest.raises(RunError, match="missing"):
-        runs.load_weights(no_weights.run_id, tmp_path)
+        load_weights(no_weights.run_id, tmp_path)
 
 
 def test_interrupted_detection_and_marking(tmp_path: Path) -> None:
@@ -206,43 +218,43 @@ def test_interrupted_detection_and_marking(tmp_path: Path) -> None:
     for run in (dead, stale, live, done):
         run.set_status("running")
     write_status(dead, pid=dead_pid())
-    old = datetime.now(UTC) - timedelta(seconds=runs.HEARTBEAT_STALE_SECONDS + 30)
+    old = datetime.now(UTC) - timedelta(seconds=HEARTBEAT_STALE_SECONDS + 30)
     write_status(stale, heartbeat=old.isoformat())
     done.set_status("completed")
     done.save_weights({"w": torch.zeros(1)})
 
-    status = {info.run_id: info.status for info in runs.list_runs(tmp_path)}
+    status = {info.run_id: info.status for info in list_runs(tmp_path)}
     assert status[dead.run_id] == "interrupted" and status[stale.run_id] == "interrupted"
     assert status[live.run_id] == "running" and status[queued_live.run_id] == "queued"
     assert status[done.run_id] == "completed"
-    assert not runs.is_process_alive(dead_pid()) and runs.is_process_alive(os.getpid())
+    assert not is_process_alive(dead_pid()) and is_process_alive(os.getpid())
 
-    assert sorted(runs.mark_interrupted_runs(tmp_path)) == sorted([dead.run_id, stale.run_id])
-    stored = runs.load_run(dead.run_id, tmp_path).stored_status
+    assert sorted(mark_interrupted_runs(tmp_path)) == sorted([dead.run_id, stale.run_id])
+    stored = load_run(dead.run_id, tmp_path).stored_status
     assert stored["status"] == "interrupted" and stored["finished_at"]
-    assert runs.load_run(live.run_id, tmp_path).stored_status["status"] == "running"
-    assert runs.mark_interrupted_runs(tmp_path) == []
+    assert load_run(live.run_id, tmp_path).stored_status["status"] == "running"
+    assert mark_interrupted_runs(tmp_path) == []
 
 
 def test_labels_round_trip_and_validation(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     run.set_status("running")
-    runs.rename_run(run.run_id, "  Baseline ResNet  ", tmp_path)
-    runs.set_tags(run.run_id, [" fast ", "fast", "bf16"], tmp_path)
-    runs.set_notes(run.run_id, "lr 1e-3\nno aug", tmp_path)
+    rename_run(run.run_id, "  Baseline ResNet  ", tmp_path)
+    set_tags(run.run_id, [" fast ", "fast", "bf16"], tmp_path)
+    set_notes(run.run_id, "lr 1e-3\nno aug", tmp_path)
     run.heartbeat()  # the training thread's writes never clobber the labels
-    info = runs.load_run(run.run_id, tmp_path)
+    info = load_run(run.run_id, tmp_path)
     assert info.name == "Baseline ResNet" and info.display_name == "Baseline ResNet"
     assert info.tags == ("fast", "bf16") and info.notes == "lr 1e-3\nno aug"
     for bad in ("", "   ", "x" * 81, "tab\there"):
         with pytest.raises(RunError):
-            runs.rename_run(run.run_id, bad, tmp_path)
+            rename_run(run.run_id, bad, tmp_path)
     for bad_tags in (["ok", ""], ["y" * 31], "single-string"):
         with pytest.raises(RunError):
-            runs.set_tags(run.run_id, bad_tags, tmp_path)
+            set_tags(run.run_id, bad_tags, tmp_path)
     with pytest.raises(RunError, match="not found"):
-        runs.rename_run("20240101T000000Z_cnn_abcdef", "x", tmp_path)
-    assert runs.load_run(run.run_id, tmp_path).name == "Baseline ResNet"
+        rename_run("20240101T000000Z_cnn_abcdef", "x", tmp_path)
+    assert load_run(run.run_id, tmp_path).name == "Baseline ResNet"
 
 
 def test_delete(tmp_path: Path) -> None:
@@ -250,20 +262,20 @@ def test_delete(tmp_path: Path) -> None:
     live.set_status("running")
     done.set_status("completed")
     with pytest.raises(RunError, match="running"):
-        runs.delete_run(live.run_id, tmp_path)
-    runs.delete_run(done.run_id, tmp_path)
+        delete_run(live.run_id, tmp_path)
+    delete_run(done.run_id, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.run_id]
-    runs.delete_run(live.run_id, tmp_path, allow_live=True)
+    delete_run(live.run_id, tmp_path, allow_live=True)
     assert list(tmp_path.iterdir()) == []
     for bad in ("../x", "..", "a/b", "a\\b", ".deleting-x", ""):
         with pytest.raises(RunError):
-            runs.delete_run(bad, tmp_path)
+            delete_run(bad, tmp_path)
     with pytest.raises(RunError):
-        runs.load_run("../" + tmp_path.name, tmp_path / "sub")
+        load_run("../" + tmp_path.name, tmp_path / "sub")
 
 
 def test_default_root_is_checkpoints_root() -> None:
     run = RunWriter.create({"epochs": 1}, model_name="tiny")
-    assert run.path.parent == runs.paths.checkpoints_root()
-    assert run.run_id in {info.run_id for info in runs.list_runs()}
-    runs.delete_run(run.run_id, allow_live=True)
+    assert run.path.parent == paths.checkpoints_root()
+    assert run.run_id in {info.run_id for info in list_runs()}
+    delete_run(run.run_id, allow_live=True)

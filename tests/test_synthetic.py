@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.synthetic import (
+from core.data.synthetic import (
     DEMO_CLASSES,
     GENERATOR_VERSION,
     MARKER_FILE,

@@ -15,12 +15,15 @@ import pytest
 import torch
 from torch import nn
 
-from core import models, runs
 from core.config import ModelConfig, Preprocessing, from_dict
-from core.engine import StepSettings, evaluate
-from core.recipes import make_request
-from core.trainer import Events, TrainingRequest, fit
-from core.training_data import prepare_training_data
+from core.data.training_data import prepare_training_data
+from core.events import Events
+from core.models.build import build_model, split_frozen
+from core.models.registry import get_spec
+from core.runs.registry import list_runs, load_run, load_weights, mark_interrupted_runs
+from core.training.fit import fit
+from core.training.loops import StepSettings, evaluate
+from core.training.request import TrainingRequest, make_request
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +52,7 @@ def test_fit_lowers_the_loss_and_stores_a_complete_run(demo_dataset_dir: Path) -
     assert result.status == "completed"
     assert [record["epoch"] for record in epochs_seen] == [1, 2, 3, 4]
     assert epochs_seen[-1]["train_loss"] < epochs_seen[0]["train_loss"]
-    run = runs.load_run(result.run_id)
+    run = load_run(result.run_id)
     assert run.status == "completed" and not run.problems
     assert run.has_weights and len(run.history) == 4
     assert run.metrics["best_epoch"] == result.best_epoch
@@ -65,8 +68,8 @@ def test_fit_lowers_the_loss_and_stores_a_complete_run(demo_dataset_dir: Path) -
 
 def test_same_config_and_seed_give_the_same_history(demo_dataset_dir: Path) -> None:
     request = tiny_request(demo_dataset_dir, epochs=2)
-    first = runs.load_run(fit(request).run_id).history
-    second = runs.load_run(fit(request).run_id).history
+    first = load_run(fit(request).run_id).history
+    second = load_run(fit(request).run_id).history
     for one, other in zip(first, second, strict=True):
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             assert one[key] == other[key], key
@@ -74,9 +77,9 @@ def test_same_config_and_seed_give_the_same_history(demo_dataset_dir: Path) -> N
 
 def test_checkpoint_round_trip_gives_identical_logits(demo_dataset_dir: Path) -> None:
     result = fit(tiny_request(demo_dataset_dir, epochs=2))
-    run = runs.load_run(result.run_id)
+    run = load_run(result.run_id)
     model_config = from_dict(ModelConfig, run.config["model"])
-    model, source = models.build_model(model_config, state_dict=runs.load_weights(run))
+    model, source = build_model(model_config, state_dict=load_weights(run))
     assert source is None
     preprocessing = from_dict(Preprocessing, run.config["preprocessing"])
     data = prepare_training_data(tiny_request(demo_dataset_dir).data)
@@ -85,7 +88,7 @@ def test_checkpoint_round_trip_gives_identical_logits(demo_dataset_dir: Path) ->
     again = evaluate(model, images, labels, loss_function=nn.CrossEntropyLoss(), settings=settings)
     assert again.loss == pytest.approx(run.metrics["val"]["loss"], abs=1e-6)
     assert again.accuracy == pytest.approx(run.metrics["val"]["accuracy"])
-    reloaded, _ = models.build_model(model_config, state_dict=runs.load_weights(run))
+    reloaded, _ = build_model(model_config, state_dict=load_weights(run))
     reloaded.eval()
     x = settings.prepare(images[:4])
     torch.testing.assert_close(model(x), reloaded(x), rtol=0, atol=0)
@@ -105,7 +108,7 @@ def test_cancel_stops_within_a_batch_and_leaves_a_cancelled_run(demo_dataset_dir
     result = fit(tiny_request(demo_dataset_dir, epochs=20), events=events, cancel=cancel)
     assert result.status == "cancelled"
     assert len(batches) == 5  # not one batch more
-    run = runs.load_run(result.run_id)
+    run = load_run(result.run_id)
     assert run.status == "cancelled"
     assert run.stored_status["finished_at"] is not None
     assert not run.damaged
@@ -114,8 +117,9 @@ def test_cancel_stops_within_a_batch_and_leaves_a_cancelled_run(demo_dataset_dir
 CRASHING_RUN = """
 import sys
 from pathlib import Path
-from core.recipes import make_request
-from core.trainer import fit, Events
+from core.training.request import make_request
+from core.training.fit import fit
+from core.events import Events
 
 events = Events()
 events.add_callback("epoch", lambda record: print("EPOCH", record["epoch"], flush=True))
@@ -127,7 +131,7 @@ fit(request, events=events)
 
 def test_a_killed_training_process_leaves_an_interrupted_run(demo_dataset_dir: Path) -> None:
     root = Path(os.environ["BTW_CHECKPOINTS"])
-    before = {run.run_id for run in runs.list_runs(root)}
+    before = {run.run_id for run in list_runs(root)}
     process = subprocess.Popen(
         [sys.executable, "-c", CRASHING_RUN, str(demo_dataset_dir)],
         cwd=PROJECT_ROOT,
@@ -144,19 +148,19 @@ def test_a_killed_training_process_leaves_an_interrupted_run(demo_dataset_dir: P
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-    (new,) = [run for run in runs.list_runs(root) if run.run_id not in before]
+    (new,) = [run for run in list_runs(root) if run.run_id not in before]
     assert new.status == "interrupted"
     assert len(new.history) >= 2
     assert not any("unreadable" in problem for problem in new.problems)
     assert json.loads((new.path / "config.json").read_text())["model"]["name"] == "cnn_fast"
-    assert new.run_id in runs.mark_interrupted_runs(root)
-    assert runs.load_run(new.run_id, root).stored_status["status"] == "interrupted"
+    assert new.run_id in mark_interrupted_runs(root)
+    assert load_run(new.run_id, root).stored_status["status"] == "interrupted"
 
 
 def test_out_of_memory_halves_the_batch_and_tells_the_user(
     demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.trainer as trainer_module
+    import core.training.fit as trainer_module
 
     real_epoch = trainer_module.train_one_epoch
     sizes: list[int] = []
@@ -174,15 +178,15 @@ def test_out_of_memory_halves_the_batch_and_tells_the_user(
     result = fit(tiny_request(demo_dataset_dir, epochs=1, batch_size=64), events=events)
     assert result.status == "completed"
     assert sizes == [64, 32, 16]
-    assert runs.load_run(result.run_id).metrics["batch_size"] == 16
+    assert load_run(result.run_id).metrics["batch_size"] == 16
     assert any("batch size halved to 16" in message for message in messages)
 
 
 def test_frozen_layer_cache_trains_only_the_top_and_matches_the_full_model(
     demo_dataset_dir: Path,
 ) -> None:
-    from core import pretrained
-    from core.evaluation import evaluate_run
+    from core.evaluation.evaluate import evaluate_run
+    from core.models import pretrained
 
     if not pretrained.weights_available("mobilenet_v2"):
         pytest.skip("MobileNetV2 ImageNet weights are not installed")
@@ -196,13 +200,13 @@ def test_frozen_layer_cache_trains_only_the_top_and_matches_the_full_model(
     result = fit(request, events=events)
     assert result.status == "completed"
     assert any("cached features" in message for message in messages)
-    info = runs.load_run(result.run_id)
-    trained = runs.load_weights(info)
-    original, _ = models.build_model(
+    info = load_run(result.run_id)
+    trained = load_weights(info)
+    original, _ = build_model(
         ModelConfig("mobilenet_v2", num_classes=4, in_channels=3, pretrained=True)
     )
-    spec = models.get_spec("mobilenet_v2")
-    frozen, _ = models.split_frozen(original, spec, "top-2")
+    spec = get_spec("mobilenet_v2")
+    frozen, _ = split_frozen(original, spec, "top-2")
     assert frozen is not None and len(frozen) == 17
     frozen_names = {f"features.{index}." for index in range(17)}  # 19 blocks, top 2 train
     for name, value in original.state_dict().items():
@@ -218,7 +222,7 @@ def test_frozen_layer_cache_trains_only_the_top_and_matches_the_full_model(
 @pytest.mark.parametrize("steps", [1, 2, 3, 9, 10, 50])
 def test_every_schedule_survives_any_number_of_steps(steps: int) -> None:
     from core.config import TrainConfig
-    from core.optimization import make_schedule
+    from core.training.optimization import make_schedule
 
     for schedule in ("cosine", "onecycle", "constant"):
         parameter = nn.Parameter(torch.zeros(1))
@@ -233,8 +237,8 @@ def test_every_schedule_survives_any_number_of_steps(steps: int) -> None:
 
 
 def test_estimate_of_a_cached_run_counts_the_one_time_caching(demo_dataset_dir: Path) -> None:
-    from core import pretrained
-    from core.estimate import estimate_epoch
+    from core.models import pretrained
+    from core.training.estimate import estimate_epoch
 
     if not pretrained.weights_available("mobilenet_v2"):
         pytest.skip("MobileNetV2 ImageNet weights are not installed")

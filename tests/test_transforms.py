@@ -7,14 +7,10 @@ import pytest
 import torch
 
 from core.config import AUGMENT_PARTS, AugmentConfig, Preprocessing, augmentation
-from core.recipes import NO_AUGMENTATION
-from core.transforms import (
-    augment_batch,
-    make_preprocessing,
-    prepare_images,
-    resize_square,
-    to_model_input,
-)
+from core.imaging.model_input import make_preprocessing, prepare_images, to_model_input
+from core.imaging.pixels import resize_square
+from core.training.augment import augment_batch
+from core.training.request import NO_AUGMENTATION
 
 
 @pytest.fixture

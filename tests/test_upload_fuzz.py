@@ -29,9 +29,10 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
 from core import paths
-from core.imaging import SUPPORTED_EXTENSIONS, ImageReadError, read_slices
-from core.inference import Predictor
-from core.trainer import fit
+from core.imaging.pixels import ImageReadError
+from core.imaging.reader import SUPPORTED_EXTENSIONS, read_slices
+from core.inference.predictor import Predictor
+from core.training.fit import fit
 from tests.test_cli import run_cli
 from tests.test_imaging import _bomb_png, _mr_small, multiframe_dicom
 from tests.test_training import tiny_request
@@ -526,7 +527,7 @@ def test_cli_predict_reports_each_hostile_file_in_one_line(
     predictor: Predictor, demo_dataset_dir: Path, tmp_path: Path
 ) -> None:
     """What tests/test_inference.py does not cover yet: bombs, DICOM faults, pipes, garbage."""
-    from core import runs
+    from core.runs.registry import load_run
 
     chosen = {case.name: case for case in CASES}
     bad_names = [
@@ -545,7 +546,7 @@ def test_cli_predict_reports_each_hostile_file_in_one_line(
     os.mkfifo(tmp_path / "pipe.png")
     files += [tmp_path / "pipe.png", tmp_path / "missing.png"]
     good = sorted((demo_dataset_dir / "Testing" / "glioma").glob("*.png"))[0]
-    run_dir = runs.load_run(predictor.run_id).path
+    run_dir = load_run(predictor.run_id).path
     with time_budget("predict on hostile files", 120):
         result = run_cli("predict", str(run_dir), str(good), *map(str, files), "--json")
     assert result.returncode == 2, result.stderr

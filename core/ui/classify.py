@@ -10,9 +10,10 @@ from typing import Any, Protocol
 import numpy as np
 import streamlit as st
 
-from core import runs
-from core.imaging import ImageReadError, read_slices
-from core.inference import Prediction, Predictor
+from core.imaging.pixels import ImageReadError
+from core.imaging.reader import read_slices
+from core.inference.predictor import Prediction, Predictor
+from core.runs.registry import list_runs, number_or_none
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
@@ -37,10 +38,10 @@ class RunChoice:
 def usable_runs() -> list[RunChoice]:
     """Completed, undamaged runs with weights, newest first."""
     choices = []
-    for info in runs.list_runs():
+    for info in list_runs():
         if info.status != "completed" or info.damaged or not info.has_weights:
             continue
-        accuracy = runs.number_or_none(((info.metrics or {}).get("val") or {}).get("accuracy"))
+        accuracy = number_or_none(((info.metrics or {}).get("val") or {}).get("accuracy"))
         model = ((info.config or {}).get("model") or {}).get("name", "?")
         shown = f"{accuracy:.1%} val" if accuracy is not None else "no val metric"
         choices.append(RunChoice(info.run_id, f"{info.display_name} · {model} · {shown}", accuracy))

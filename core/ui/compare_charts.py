@@ -13,7 +13,7 @@ import streamlit as st
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.evaluation import SPLIT_LABELS, SPLITS
+from core.evaluation.evaluate import SPLIT_LABELS, SPLITS
 
 RUN_COLOURS = qualitative.Plotly
 

@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import audit, data
-from core.stats import class_intensity_histograms
+from core.data import audit
+from core.data.discovery import DatasetError, discover
+from core.data.index import Dataset, open_dataset
+from core.data.locate import resolve_dataset_dir
+from core.data.statistics import class_intensity_histograms
 from core.ui.memo import shared_memo
 from core.ui.progress import progress_bar
 
@@ -30,9 +33,7 @@ def _data_argument() -> str | None:
 def default_dataset_dir() -> Path:
     """--data, else BTW_DATA_DIR, else data/, else the synthetic demo (generated once)."""
     explicit = _data_argument()
-    return shared_memo().get(
-        ("default-dataset", explicit), lambda: data.resolve_dataset_dir(explicit)
-    )
+    return shared_memo().get(("default-dataset", explicit), lambda: resolve_dataset_dir(explicit))
 
 
 def selected_dataset_dir() -> Path:
@@ -47,8 +48,8 @@ def choose_dataset_dir(text: str) -> str | None:
     if not text.strip():
         return "Type the path of a dataset folder."
     try:
-        data.discover(folder)
-    except (data.DatasetError, OSError) as error:
+        discover(folder)
+    except (DatasetError, OSError) as error:
         return str(error)
     st.session_state[DATASET_STATE_KEY] = str(folder.resolve())
     st.query_params[DATASET_QUERY_KEY] = str(folder.resolve())
@@ -73,32 +74,32 @@ def _folder_signature(root: Path) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(root: Path) -> data.Dataset:
+def load_dataset(root: Path) -> Dataset:
     """The indexed dataset, with a progress bar the first time it is indexed."""
     key = ("dataset", str(root), _folder_signature(root))
 
-    def compute() -> data.Dataset:
+    def compute() -> Dataset:
         with progress_bar("Indexing the dataset (once).") as report:
-            return data.open_dataset(root, progress=report)
+            return open_dataset(root, progress=report)
 
     return shared_memo().get(key, compute)
 
 
-def current_dataset() -> data.Dataset | None:
+def current_dataset() -> Dataset | None:
     """The selected dataset, or None after showing why it cannot be opened."""
     root = selected_dataset_dir()
     try:
         return load_dataset(root)
-    except (data.DatasetError, OSError) as error:
+    except (DatasetError, OSError) as error:
         st.error(f"Cannot open the dataset: {error}")
         return None
 
 
-def dataset_images(dataset: data.Dataset, size: int) -> np.ndarray:
+def dataset_images(dataset: Dataset, size: int) -> np.ndarray:
     """All images of the dataset at `size` pixels (decoded once, then from the disk cache)."""
 
     def compute() -> np.ndarray:
-        from core.arrays import load_images
+        from core.data.image_cache import load_images
 
         with progress_bar(f"Decoding images at {size} px (once).") as report:
             return load_images(dataset, size, progress=report)
@@ -106,7 +107,7 @@ def dataset_images(dataset: data.Dataset, size: int) -> np.ndarray:
     return shared_memo().get(("images", dataset.fingerprint, size), compute)
 
 
-def intensity_histograms(dataset: data.Dataset, size: int) -> dict[str, np.ndarray]:
+def intensity_histograms(dataset: Dataset, size: int) -> dict[str, np.ndarray]:
     """Per-class pixel histograms, computed once per dataset content (every rerun shows them)."""
 
     def compute() -> dict[str, np.ndarray]:
@@ -116,7 +117,7 @@ def intensity_histograms(dataset: data.Dataset, size: int) -> dict[str, np.ndarr
     return shared_memo().get(("histograms", dataset.fingerprint, size), compute)
 
 
-def audit_candidates(dataset: data.Dataset) -> audit.AuditCandidates:
+def audit_candidates(dataset: Dataset) -> audit.AuditCandidates:
     """The audit's candidate pairs (computed once per dataset content, with progress)."""
 
     def compute() -> audit.AuditCandidates:
@@ -126,7 +127,7 @@ def audit_candidates(dataset: data.Dataset) -> audit.AuditCandidates:
     return shared_memo().get(("audit", dataset.fingerprint), compute)
 
 
-def audit_is_ready(dataset: data.Dataset) -> bool:
+def audit_is_ready(dataset: Dataset) -> bool:
     """Whether the audit is already computed (in memory or on disk)."""
     in_memory = shared_memo().peek(("audit", dataset.fingerprint)) is not None
     return in_memory or audit.candidates_are_cached(dataset)

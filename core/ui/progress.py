@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from core.data import ProgressCallback
+from core.events import ProgressCallback
 
 
 @contextlib.contextmanager

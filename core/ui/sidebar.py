@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data import Dataset
+from core.data.index import Dataset
 from core.device import detect_device
 from core.ui.memo import shared_memo
 from core.ui.training import job_manager, progress_text

@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import runs
 from core.jobs import JobManager, JobSnapshot
+from core.runs.registry import mark_interrupted_runs
 from core.ui.memo import shared_memo
 
 RUN_QUERY_KEY = "run"
@@ -22,7 +22,7 @@ def job_manager() -> JobManager:
 
 def mark_interrupted_runs_once() -> None:
     """At server start, runs left 'running' by a dead process become 'interrupted'."""
-    shared_memo().get(("interrupted-runs-marked",), runs.mark_interrupted_runs)
+    shared_memo().get(("interrupted-runs-marked",), mark_interrupted_runs)
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from core import data, paths
+from core import paths
+from core.data.discovery import DatasetError, discover
 from tests.e2e.browser import chromium_or_skip, playwright_or_skip
 from tests.e2e.server import AppServer
 from tests.e2e.ui import APP_TIMEOUT_MS, artifacts_dir
@@ -81,8 +82,8 @@ def _started(server: AppServer) -> Iterator[AppServer]:
 def project_data_is_a_dataset() -> bool:
     """A user's own dataset in data/ would be the app's default instead of the demo."""
     try:
-        data.discover(paths.data_root())
-    except (data.DatasetError, OSError):
+        discover(paths.data_root())
+    except (DatasetError, OSError):
         return False
     return True
 
@@ -98,7 +99,7 @@ def demo_app(
     root = tmp_path_factory.mktemp("e2e-demo")
     demo = None
     if project_data_is_a_dataset:  # point it at the demo explicitly; the first-run test skips
-        from core import synthetic
+        from core.data import synthetic
 
         demo = synthetic.generate_demo_dataset(root / "demo-dataset")
     server = AppServer(

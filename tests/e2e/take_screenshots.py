@@ -20,7 +20,8 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from core import paths, runs
+from core import paths
+from core.runs.registry import RunInfo, list_runs
 from tests.e2e import files, ui
 from tests.e2e.browser import chromium_executable, wanted_chromium
 from tests.e2e.server import PROJECT_ROOT, AppServer
@@ -39,13 +40,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def copy_completed_runs(source: Path, target: Path) -> list[runs.RunInfo]:
+def copy_completed_runs(source: Path, target: Path) -> list[RunInfo]:
     """Copies of the completed, undamaged runs with weights; the best validation first."""
     target.mkdir(parents=True, exist_ok=True)
-    for info in runs.list_runs(source):
+    for info in list_runs(source):
         if info.status == "completed" and info.has_weights and not info.damaged:
             shutil.copytree(source / info.run_id, target / info.run_id)
-    copies = runs.list_runs(target)
+    copies = list_runs(target)
     return sorted(
         copies, key=lambda info: -((info.metrics or {}).get("val") or {}).get("accuracy", 0)
     )
@@ -94,7 +95,7 @@ def dataset_shots(page: Page, server: AppServer, out: Path) -> None:
     save(page, out, "dataset-audit")
 
 
-def run_shots(page: Page, server: AppServer, best: runs.RunInfo, out: Path, data: Path) -> None:
+def run_shots(page: Page, server: AppServer, best: RunInfo, out: Path, data: Path) -> None:
     ui.open_page(page, server.url, "train", query=f"run={best.run_id}")
     settle(page)
     scroll_to(ui.main(page).locator("h3").filter(has_text="Run"))

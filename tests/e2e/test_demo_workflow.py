@@ -20,7 +20,7 @@ playwright_or_skip()  # before anything imports playwright
 from playwright.sync_api import Locator, Page, expect
 
 from core import paths
-from core.ui.compare import SELECTION_KEY
+from core.ui.run_management import SELECTION_KEY
 from tests.e2e import files, ui
 from tests.e2e.server import AppServer
 
@@ -164,23 +164,23 @@ def server_paths(server: AppServer) -> Iterator[None]:
 
 def demo_image(server: AppServer, label: str = "glioma") -> Path:
     """A test image of the dataset the server shows (the demo, generated on its first page)."""
-    from core import data
+    from core.data.locate import resolve_dataset_dir
 
     with server_paths(server):
-        root = data.resolve_dataset_dir(server.data)
+        root = resolve_dataset_dir(server.data)
     return sorted((root / "Testing" / label).glob("*.png"))[0]
 
 
 def train_runs_directly(server: AppServer) -> dict[str, str]:
     """The training test's two runs made through the core API, for a test run on its own (-k)."""
-    from core import data
-    from core.evaluation import evaluate_run
+    from core.data.locate import resolve_dataset_dir
+    from core.evaluation.evaluate import evaluate_run
     from core.events import Events
-    from core.recipes import make_request
-    from core.trainer import fit
+    from core.training.fit import fit
+    from core.training.request import make_request
 
     with server_paths(server):
-        root = data.resolve_dataset_dir(server.data)
+        root = resolve_dataset_dir(server.data)
         options = {"model": "cnn_fast", "image_size": 64, "lr": 3e-3, "patience": 0}
         completed = fit(make_request(data_root=root, epochs=3, **options)).run_id
         evaluate_run(completed)

@@ -16,7 +16,7 @@ playwright_or_skip()  # before anything imports playwright
 
 from playwright.sync_api import Page, expect
 
-from core.imaging import SUPPORTED_EXTENSIONS
+from core.imaging.reader import SUPPORTED_EXTENSIONS
 from tests.e2e import ui
 from tests.e2e.server import AppServer
 

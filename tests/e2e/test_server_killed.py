@@ -18,7 +18,7 @@ playwright_or_skip()  # before anything imports playwright
 
 from playwright.sync_api import Page, expect
 
-from core import synthetic
+from core.data import synthetic
 from tests.e2e import ui
 from tests.e2e.server import AppServer
 from tests.e2e.test_demo_workflow import live_progress, runs_table_row, start_cnn_fast

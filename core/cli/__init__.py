@@ -1,0 +1,1 @@
+"""The command line, `python -m core <command>`: the same engine as the app, headless."""

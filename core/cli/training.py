@@ -1,0 +1,212 @@
+"""CLI commands `models` and `train` (registered by core.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from core.config import AUGMENT_PARTS, augmentation  # plain dataclasses: no torch
+
+if TYPE_CHECKING:
+    from core.events import Events
+    from core.training.progress import BatchEvent
+    from core.training.request import TrainingRequest
+
+# The training stack (torch, torchvision, the model zoo) is imported inside the commands that
+# use it, so that `python -m core dataset|audit` start in a fraction of the time.
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2))
+
+
+def command_models(arguments: argparse.Namespace) -> int:
+    """List the model registry, with whether ImageNet weights are available here."""
+    from core.models.choices import model_choices
+
+    choices = model_choices()
+    if arguments.json:
+        _print_json(
+            [
+                {**asdict(choice), "imagenet_weights_available": choice.weights_available}
+                for choice in choices
+            ]
+        )
+        return 0
+    for choice in choices:
+        if not choice.supports_pretrained:
+            weights = "from scratch only"
+        else:
+            weights = (
+                "ImageNet weights here" if choice.weights_available else "no ImageNet weights here"
+            )
+        print(f"{choice.name:20s} {choice.parameters / 1e6:6.2f} M  {weights}")
+        print(f"{'':20s} {choice.description}")
+    return 0
+
+
+def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
+    """A TrainingRequest from the `train` command's options (validated)."""
+    from core.data.locate import resolve_dataset_dir
+    from core.training.request import make_request
+
+    return make_request(
+        data_root=resolve_dataset_dir(arguments.data),
+        model=arguments.model,
+        epochs=arguments.epochs,
+        image_size=arguments.image_size,
+        use_pretrained=arguments.pretrained,
+        freeze=arguments.freeze,
+        batch_size=arguments.batch_size,
+        lr=arguments.lr,
+        backbone_lr_scale=arguments.backbone_lr_scale,
+        optimizer=arguments.optimizer,
+        schedule=arguments.schedule,
+        augment=None if arguments.augment is None else augmentation(arguments.augment),
+        label_smoothing=arguments.label_smoothing,
+        class_weights=arguments.class_weights,
+        patience=arguments.patience,
+        seed=arguments.seed,
+        subset_per_class=arguments.subset,
+        precision=arguments.precision,
+        cache_frozen=arguments.cache_frozen,
+        frozen_views=arguments.frozen_views,
+    )
+
+
+def _progress_printer(enabled: bool) -> Events:
+    from core.events import Events
+
+    events = Events()
+    if not enabled:
+        return events
+    interactive = sys.stderr.isatty()
+
+    def on_batch(event: BatchEvent) -> None:
+        if interactive:
+            eta = f"{event.eta_seconds:5.0f}s" if event.eta_seconds is not None else "   ? s"
+            print(
+                f"\repoch {event.epoch}/{event.total_epochs} "
+                f"batch {event.batch}/{event.total_batches} loss {event.loss:.3f} "
+                f"{event.images_per_second:6.0f} img/s ETA {eta}",
+                end="", file=sys.stderr, flush=True,
+            )  # fmt: skip
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        prefix = "\r" if interactive else ""
+        print(
+            f"{prefix}epoch {record['epoch']}: train loss {record['train_loss']:.4f} "
+            f"acc {record['train_accuracy']:.3f} | val loss {record['val_loss']:.4f} "
+            f"acc {record['val_accuracy']:.3f} | {record['images_per_second']:.0f} img/s "
+            f"| {record['elapsed_seconds']:.0f}s",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+
+    events.add_callback("batch", on_batch)
+    events.add_callback("epoch", on_epoch)
+    events.add_callback("message", lambda message: print(message, file=sys.stderr, flush=True))
+    return events
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    """Train one model; Ctrl+C cancels cleanly (the run is kept, marked cancelled)."""
+    from core.training.fit import fit
+
+    request = request_from_arguments(arguments)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        result = fit(request, events=_progress_printer(not arguments.quiet), cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    evaluation = None
+    if result.status == "completed" and arguments.evaluate:
+        from core.evaluation.evaluate import evaluate_run, split_summary
+
+        stored = evaluate_run(result.run_id)
+        evaluation = {split: split_summary(stored, split) for split in ("test", "leak_free_test")}
+    if arguments.json:
+        _print_json(asdict(result) | {"evaluation": evaluation})
+    else:
+        accuracy = f"{result.val_accuracy:.4f}" if result.val_accuracy is not None else "n/a"
+        print(
+            f"run {result.run_id} {result.status}: {result.epochs} epochs in "
+            f"{result.train_seconds:.1f}s, best epoch {result.best_epoch}, "
+            f"val accuracy {accuracy}, weights: {result.weights_source}"
+        )
+        print(f"run folder: {result.run_dir}")
+        for split, summary in (evaluation or {}).items():
+            if summary:
+                low, high = summary["accuracy_ci"]
+                print(
+                    f"{split.replace('_', ' ')} accuracy {summary['accuracy']:.4f} "
+                    f"[{low:.4f}, {high:.4f}] on {summary['n']} images"
+                )
+    return 0 if result.status == "completed" else 1
+
+
+def add_training_commands(commands: argparse._SubParsersAction) -> None:
+    """Register `models` and `train` on the CLI's subcommand parser."""
+    models_parser = commands.add_parser("models", help="list the models that can be trained")
+    models_parser.add_argument("--json", action="store_true", help="print one JSON list")
+    models_parser.set_defaults(handler=command_models)
+
+    train = commands.add_parser("train", help="train a model and store it as a run")
+    train.add_argument("--data", help="dataset folder (default: BTW_DATA_DIR, data/, the demo)")
+    train.add_argument("--model", required=True, help="a name from `python -m core models`")
+    train.add_argument("--pretrained", action="store_true", help="start from ImageNet weights")
+    train.add_argument("--freeze", default="none", help="none | head | top-N (default none)")
+    train.add_argument("--epochs", type=int, required=True)
+    train.add_argument("--image-size", type=int, help="pixels (default: the model's)")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument(
+        "--backbone-lr-scale",
+        type=float,
+        default=0.1,
+        help="pretrained layers that train use lr x this (default 0.1)",
+    )
+    train.add_argument("--optimizer", choices=["adam", "adamw"], default="adamw")
+    train.add_argument("--schedule", choices=["cosine", "onecycle", "constant"], default="cosine")
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument(
+        "--class-weights", action="store_true", help="weight the loss by 1/frequency"
+    )
+    train.add_argument(
+        "--augment",
+        nargs="*",
+        choices=AUGMENT_PARTS,
+        metavar="PART",
+        help=f"augmentation to use, from: {' '.join(AUGMENT_PARTS)} (default all; "
+        "--augment alone = none)",
+    )
+    train.add_argument("--no-augment", dest="augment", action="store_const", const=[])
+    train.add_argument("--patience", type=int, default=5, help="early stopping (0 = off)")
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    train.add_argument(
+        "--no-cache-frozen",
+        dest="cache_frozen",
+        action="store_false",
+        help="run the frozen layers every epoch instead of caching their output",
+    )
+    train.add_argument(
+        "--frozen-views", type=int, default=3, help="cached views of each image (default 3)"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--subset", type=int, metavar="N", help="N training images per class (smoke runs)"
+    )
+    train.add_argument(
+        "--no-evaluate",
+        dest="evaluate",
+        action="store_false",
+        help="skip the evaluation on the official and leak-free test splits after training",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    train.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    train.set_defaults(handler=command_train)

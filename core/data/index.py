@@ -1,0 +1,209 @@
+"""Index every image of a dataset and cache the index.
+
+The index (one row per readable image) is built once and cached under the cache folder,
+keyed by a listing fingerprint, so a second open of the same, unchanged folder is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from core import paths
+from core.data import synthetic
+from core.data.discovery import SPLIT_ORDER, DatasetError, DatasetLayout, SkippedFile, discover
+from core.imaging.pixels import ImageReadError, to_grayscale
+from core.imaging.reader import read_image
+from core.atomic_files import read_json, write_json_atomic, write_with_atomic
+from core.events import ProgressCallback
+
+
+INDEX_VERSION = 1
+
+
+INDEX_COLUMNS = [
+    "path",
+    "label",
+    "split",
+    "width",
+    "height",
+    "channels",
+    "mode",
+    "format",
+    "file_bytes",
+    "file_hash",
+    "pixel_hash",
+    "mean_intensity",
+]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An indexed dataset: one row per readable image, plus what was skipped."""
+
+    root: Path
+    layout: str
+    classes: tuple[str, ...]
+    frame: pd.DataFrame = field(repr=False)
+    skipped: tuple[SkippedFile, ...]
+    listing_fingerprint: str
+    synthetic: bool
+
+    @property
+    def fingerprint(self) -> str:
+        """Content fingerprint: changes when any image's bytes, label or split changes."""
+        digest = hashlib.sha1()
+        for row in self.frame[["path", "label", "split", "file_hash"]].itertuples(index=False):
+            digest.update("|".join(row).encode("utf-8"))
+            digest.update(b"\n")
+        return digest.hexdigest()[:16]
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The official splits present, in train/val/test order."""
+        present = set(self.frame["split"])
+        return tuple(split for split in SPLIT_ORDER if split in present)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of images per split and class (every class listed, zeros included)."""
+        table = self.frame.groupby(["split", "label"]).size()
+        return {
+            split: {label: int(table.get((split, label), 0)) for label in self.classes}
+            for split in self.splits
+        }
+
+    def cache_dir(self) -> Path:
+        """The folder where everything derived from this dataset is cached."""
+        return dataset_cache_dir(self.root)
+
+    def absolute_paths(self) -> list[Path]:
+        """Absolute path of every indexed image, in index order."""
+        return [self.root / relative for relative in self.frame["path"]]
+
+
+def dataset_cache_dir(root: Path) -> Path:
+    """Cache folder of a dataset root: readable name plus a hash of its absolute path."""
+    resolved = Path(root).expanduser().resolve()
+    path_hash = hashlib.sha1(str(resolved).encode("utf-8")).hexdigest()[:10]
+    slug = "".join(char if char.isalnum() or char in "-_" else "-" for char in resolved.name)
+    return paths.cache_root() / "datasets" / f"{slug or 'dataset'}-{path_hash}"
+
+
+def _listing_fingerprint(layout: DatasetLayout) -> str:
+    # Sizes and modification times stand in for content: cheap to read, and any edit changes them.
+    digest = hashlib.sha1(f"index-v{INDEX_VERSION}".encode())
+    for relative, label, split in layout.files:
+        stat = (layout.root / relative).stat()
+        digest.update(f"{relative}|{label}|{split}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _describe_image(root: Path, relative: str) -> dict[str, object] | SkippedFile:
+    """One index row for an image file, or the reason it cannot be used."""
+    try:
+        data = (root / relative).read_bytes()
+    except OSError as error:
+        return SkippedFile(relative, f"cannot read file: {error.strerror or error}")
+    try:
+        image = read_image(data, name=relative)
+    except ImageReadError as error:
+        return SkippedFile(relative, error.reason)
+    gray = to_grayscale(image.pixels)
+    pixel_digest = hashlib.sha1(f"{gray.shape}".encode())
+    pixel_digest.update(np.ascontiguousarray(gray).data)
+    return {
+        "path": relative,
+        "width": image.width,
+        "height": image.height,
+        "channels": image.channels,
+        "mode": image.mode,
+        "format": image.format,
+        "file_bytes": len(data),
+        "file_hash": hashlib.sha1(data).hexdigest(),
+        "pixel_hash": pixel_digest.hexdigest(),
+        "mean_intensity": float(gray.mean()),
+    }
+
+
+def build_index(
+    layout: DatasetLayout, progress: ProgressCallback | None = None
+) -> tuple[pd.DataFrame, list[SkippedFile]]:
+    """Decode every candidate image once: its size, channels and content hashes."""
+    rows: list[dict[str, object]] = []
+    skipped: list[SkippedFile] = []
+    total = len(layout.files)
+    # Decoding releases the GIL, so two threads use both cores of a small machine.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        described = pool.map(lambda item: _describe_image(layout.root, item[0]), layout.files)
+        for done, ((_, label, split), result) in enumerate(
+            zip(layout.files, described, strict=True), 1
+        ):
+            if isinstance(result, SkippedFile):
+                skipped.append(result)
+            else:
+                rows.append({**result, "label": label, "split": split})
+            if progress is not None and (done % 200 == 0 or done == total):
+                progress(done, total, f"Indexing images: {done}/{total}")
+    frame = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    return frame, skipped
+
+
+def _load_cached_index(
+    cache_dir: Path, fingerprint: str
+) -> tuple[pd.DataFrame, list[SkippedFile]] | None:
+    meta = read_json(cache_dir / "index.json")
+    if not isinstance(meta, dict) or meta.get("listing_fingerprint") != fingerprint:
+        return None
+    try:
+        frame = pd.read_parquet(cache_dir / "index.parquet")
+    except (OSError, ValueError):
+        return None
+    skipped = [SkippedFile(item["path"], item["reason"]) for item in meta.get("unreadable", [])]
+    return frame, skipped
+
+
+def _save_index(
+    cache_dir: Path, fingerprint: str, frame: pd.DataFrame, unreadable: list[SkippedFile]
+) -> None:
+    write_with_atomic(
+        cache_dir / "index.parquet", lambda handle: frame.to_parquet(handle, index=False)
+    )
+    write_json_atomic(
+        cache_dir / "index.json",
+        {
+            "listing_fingerprint": fingerprint,
+            "index_version": INDEX_VERSION,
+            "images": len(frame),
+            "unreadable": [{"path": item.path, "reason": item.reason} for item in unreadable],
+        },
+    )
+
+
+def open_dataset(root: Path, progress: ProgressCallback | None = None) -> Dataset:
+    """Discover and index a dataset, reusing the cached index when the folder is unchanged."""
+    layout = discover(root)
+    listing_fingerprint = _listing_fingerprint(layout)
+    cache_dir = dataset_cache_dir(layout.root)
+    cached = _load_cached_index(cache_dir, listing_fingerprint)
+    if cached is None:
+        frame, unreadable = build_index(layout, progress)
+        _save_index(cache_dir, listing_fingerprint, frame, unreadable)
+    else:
+        frame, unreadable = cached
+    if frame.empty:
+        raise DatasetError(
+            f"{layout.root}: none of the {len(layout.files)} image files could be read"
+        )
+    return Dataset(
+        root=layout.root,
+        layout=layout.layout,
+        classes=layout.classes,
+        frame=frame,
+        skipped=layout.skipped + tuple(unreadable),
+        listing_fingerprint=listing_fingerprint,
+        synthetic=synthetic.is_synthetic_dataset(layout.root),
+    )

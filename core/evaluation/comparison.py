@@ -1,0 +1,269 @@
+"""Runs side by side: one table row per run, and paired tests of two runs on the same images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.config import AugmentConfig, from_dict
+from core.evaluation import metrics
+from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, load_predictions, stored_evaluation
+from core.evaluation.run_selection import evaluation_of
+from core.runs.registry import RunInfo, number_or_none
+
+PAIRED_SPLITS = ("test", "leak_free_test")
+
+
+def _interval(report: dict | None, key: str) -> tuple[float | None, float | None, float | None]:
+    if not report:
+        return None, None, None
+    low, high = report.get(f"{key}_ci") or (None, None)
+    return report.get(key), low, high
+
+
+def _numbers(values: list[Any]) -> list[float]:
+    """The numeric values of a history column (a damaged line may hold anything)."""
+    numbers = (number_or_none(value) for value in values)
+    return [number for number in numbers if number is not None]
+
+
+def _same_dataset(a: RunInfo, b: RunInfo) -> bool:
+    """Whether both runs were evaluated on the same dataset (paths alone could coincide)."""
+    first, second = stored_evaluation(a), stored_evaluation(b)
+    return bool(first and second and first.get("dataset") == second.get("dataset"))
+
+
+def _augmentation(config: dict[str, Any]) -> str | None:
+    """'flip+geometry+intensity', 'flip', 'none'; None when the config does not say."""
+    try:
+        augment = from_dict(AugmentConfig, (config.get("train") or {}).get("augment"))
+    except (AttributeError, TypeError, ValueError):  # a damaged or very old config
+        return None
+    return augment.label
+
+
+def run_row(info: RunInfo) -> dict[str, Any]:
+    """What the runs table shows of one run; missing facts are None, never an exception."""
+    config = info.config or {}
+    model = config.get("model") or {}
+    run_metrics = info.metrics or {}
+    history = info.history
+    val_accuracies = [row.get("val_accuracy") for row in history if "val_accuracy" in row]
+    val_losses = [row.get("val_loss") for row in history if "val_loss" in row]
+    speeds = _numbers([row.get("images_per_second") for row in history])
+    evaluation = stored_evaluation(info) or {}
+    reports = evaluation.get("splits") or {}
+    row: dict[str, Any] = {
+        "run": info.run_id,
+        "name": info.display_name,
+        "status": "damaged" if info.damaged else info.status,
+        "model": model.get("name"),
+        "family": config.get("model_family"),
+        # Recorded from the weights actually loaded, not from what was asked for.
+        "pretrained": (config.get("weights_source") or {}).get("kind", "random-init")
+        != "random-init",
+        "freeze": model.get("freeze"),
+        "image_size": (config.get("data") or {}).get("image_size"),
+        "augmentation": _augmentation(config),
+        "epochs": run_metrics.get("epochs_run", len(history) or None),
+        "parameters": (config.get("parameters") or {}).get("total"),
+        "train_seconds": run_metrics.get("train_seconds"),
+        "images_per_second": float(np.median(speeds)) if speeds else None,
+        "best_val_accuracy": max(_numbers(val_accuracies), default=None),
+        "best_val_loss": min(_numbers(val_losses), default=None),
+        "tags": ", ".join(info.tags),
+        "created": info.created_at,
+    }
+    for split in ("test", "leak_free_test"):
+        value, low, high = _interval(reports.get(split), "accuracy")
+        row.update({f"{split}_accuracy": value, f"{split}_low": low, f"{split}_high": high})
+    test_report = reports.get("test") or {}
+    row["test_macro_f1"] = test_report.get("macro_f1")
+    row["test_ece"] = test_report.get("ece")
+    row["evaluated"] = bool(evaluation)
+    return row
+
+
+def runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
+    """One row per run, in the given order; a run whose files hold nonsense gets a bare
+    'damaged' row instead of an exception."""
+    rows = []
+    for info in infos:
+        try:
+            rows.append(run_row(info))
+        except (TypeError, ValueError, KeyError, AttributeError):  # any shape a damaged file has
+            rows.append({"run": info.run_id, "name": info.display_name, "status": "damaged"})
+    return pd.DataFrame(rows)
+
+
+def correct_by_image(info: RunInfo, split: str) -> pd.Series | None:
+    """Whether the run got each image of `split` right, indexed by image path."""
+    predictions = load_predictions(info)
+    column = f"in_{split}"
+    if predictions is None or column not in predictions:
+        return None
+    rows = predictions[predictions[column].astype(bool)]
+    return pd.Series((rows["label"] == rows["predicted"]).to_numpy(), index=rows["path"].to_numpy())
+
+
+def paired_test(a: RunInfo, b: RunInfo, split: str) -> dict[str, Any] | None:
+    """McNemar's test of runs A and B on the images of `split` both were evaluated on."""
+    if not _same_dataset(a, b):
+        return None
+    correct_a, correct_b = correct_by_image(a, split), correct_by_image(b, split)
+    if correct_a is None or correct_b is None:
+        return None
+    shared = correct_a.index.intersection(correct_b.index)
+    if len(shared) == 0:
+        return None
+    result = metrics.mcnemar(
+        correct_a.loc[shared].to_numpy(bool), correct_b.loc[shared].to_numpy(bool)
+    )
+    return {"a": a.run_id, "b": b.run_id, "split": split, **result}
+
+
+def compare(infos: list[RunInfo]) -> dict[str, Any]:
+    """Every run's headline numbers per split and McNemar's test of every pair of runs."""
+    summary = []
+    for info in infos:
+        evaluation = stored_evaluation(info) or {}
+        reports = evaluation.get("splits") or {}
+        summary.append(
+            {
+                "run": info.run_id,
+                "model": ((info.config or {}).get("model") or {}).get("name"),
+                "train_seconds": (info.metrics or {}).get("train_seconds"),
+                "parameters": ((info.config or {}).get("parameters") or {}).get("total"),
+                **{
+                    split: {
+                        key: (reports.get(split) or {}).get(key)
+                        for key in ("n", "accuracy", "accuracy_ci", "macro_f1", "ece")
+                    }
+                    for split in SPLITS
+                },
+            }
+        )
+    pairs = [
+        test
+        for a, b in combinations(infos, 2)
+        for split in PAIRED_SPLITS
+        if (test := paired_test(a, b, split)) is not None
+    ]
+    return {"runs": summary, "paired_tests": pairs}
+
+
+def disagreements(a: RunInfo, b: RunInfo, split: str) -> pd.DataFrame:
+    """Images of `split` that run A gets right and run B gets wrong (path, label, B's guess)."""
+    predictions_a, predictions_b = load_predictions(a), load_predictions(b)
+    if predictions_a is None or predictions_b is None or not _same_dataset(a, b):
+        return pd.DataFrame(columns=["path", "label", "predicted_a", "predicted_b"])
+    column = f"in_{split}"
+    left = predictions_a[predictions_a[column].astype(bool)][["path", "label", "predicted"]]
+    right = predictions_b[predictions_b[column].astype(bool)][["path", "predicted"]]
+    joined = left.merge(right, on="path", suffixes=("_a", "_b"))
+    mask = (joined["predicted_a"] == joined["label"]) & (joined["predicted_b"] != joined["label"])
+    return joined[mask].reset_index(drop=True)
+
+
+def misclassified(info: RunInfo, split: str = "test") -> pd.DataFrame:
+    """Images of `split` the run got wrong, most confident mistakes first."""
+    predictions = load_predictions(info)
+    if predictions is None:
+        return pd.DataFrame(columns=["path", "label", "predicted", "confidence"])
+    rows = predictions[predictions[f"in_{split}"].astype(bool)]
+    wrong = rows[rows["label"] != rows["predicted"]].copy()
+    probability_columns = [column for column in rows if column.startswith("p_")]
+    wrong["confidence"] = wrong[probability_columns].max(axis=1)
+    columns = ["path", "label", "predicted", "confidence"]
+    return wrong.sort_values("confidence", ascending=False)[columns].reset_index(drop=True)
+
+
+SIGNIFICANCE = 0.05
+
+
+PER_CLASS_KEYS = ("precision", "recall", "specificity", "f1", "roc_auc", "support")
+
+
+def per_class_table(reports: dict[str, dict]) -> pd.DataFrame:
+    """Precision, recall, specificity, F1 and ROC-AUC per class and run."""
+    rows = [
+        {"run": label, "class": name, **{key: values.get(key) for key in PER_CLASS_KEYS}}
+        for label, report in reports.items()
+        for name, values in (report.get("per_class") or {}).items()
+        if isinstance(values, dict)
+    ]
+    return pd.DataFrame(rows, columns=["run", "class", *PER_CLASS_KEYS])
+
+
+def calibration_table(evaluations: dict[str, dict], split: str) -> pd.DataFrame:
+    """Each run's ECE and NLL on `split`, before and after temperature scaling."""
+    rows = []
+    for label, evaluation in evaluations.items():
+        report = (evaluation.get("splits") or {}).get(split) or {}
+        scaled = (evaluation.get("calibration") or {}).get(split) or {}
+        rows.append(
+            {
+                "run": label,
+                "ECE": report.get("ece"),
+                "NLL": report.get("nll"),
+                "temperature": scaled.get("temperature"),
+                "ECE before scaling": scaled.get("ece_before"),
+                "ECE after scaling": scaled.get("ece_after"),
+                "NLL before scaling": scaled.get("nll_before"),
+                "NLL after scaling": scaled.get("nll_after"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_tests(a: RunInfo, b: RunInfo) -> tuple[pd.DataFrame, str | None]:
+    """McNemar's test of A against B on each test split, and a problem that prevents it."""
+    fingerprint_a = (evaluation_of(a) or {}).get("dataset")
+    fingerprint_b = (evaluation_of(b) or {}).get("dataset")
+    if fingerprint_a != fingerprint_b:
+        return pd.DataFrame(), "the two runs were evaluated on different datasets: not paired"
+    rows = []
+    for split in PAIRED_SPLITS:
+        try:
+            result = paired_test(a, b, split)
+        except (KeyError, ValueError):  # a predictions.csv with missing or odd columns
+            result = None
+        if result is None:
+            continue
+        rows.append(
+            {
+                "split": SPLIT_LABELS[split],
+                "images": result["n"],
+                "only A right": result["a_only"],
+                "only B right": result["b_only"],
+                "both right": result["both"],
+                "both wrong": result["neither"],
+                "statistic": result["statistic"],
+                "p-value": result["p_value"],
+                "method": result["method"],
+            }
+        )
+    if not rows:
+        return pd.DataFrame(), "no per-image predictions to pair (evaluate both runs again)"
+    return pd.DataFrame(rows), None
+
+
+def paired_verdict(table: pd.DataFrame, label_a: str, label_b: str) -> str:
+    """One sentence per split saying whether the accuracy difference is more than chance."""
+    sentences = []
+    for row in table.to_dict("records"):
+        split, p_value = row["split"], row["p-value"]
+        if p_value < SIGNIFICANCE:
+            better = label_a if row["only A right"] > row["only B right"] else label_b
+            sentences.append(
+                f"On the {split} split {better} is better (p = {p_value:.3g} < {SIGNIFICANCE})."
+            )
+        else:
+            sentences.append(
+                f"On the {split} split the difference could be chance (p = {p_value:.3g})."
+            )
+    return " ".join(sentences)

@@ -1,0 +1,246 @@
+"""Evaluate a run on its validation split, the official test split and the leak-free test subset.
+
+The three are always computed together and stored side by side in the run's metrics.json
+(key "evaluation"), with every image's probabilities in predictions.csv for galleries and
+paired tests. The gap between the official and the leak-free test accuracy is how much
+near-duplicates of training images inflate the official number.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from core.atomic_files import write_bytes_atomic
+from core.config import DataConfig, Preprocessing, from_dict
+from core.data import audit
+from core.data.training_data import TrainingData, prepare_training_data
+from core.device import detect_device
+from core.evaluation import metrics
+from core.events import ProgressCallback
+from core.inference.predictor import load_model
+from core.runs.layout import iso, utcnow
+from core.runs.registry import RunInfo, resolve_run
+from core.runs.writer import RunWriter
+from core.training.loops import StepSettings, evaluate
+
+SPLITS = ("val", "test", "leak_free_test")
+SPLIT_LABELS = {"val": "validation", "test": "official test", "leak_free_test": "leak-free test"}
+PREDICTIONS = "predictions.csv"
+EVALUATION_VERSION = 1
+# Per-image lists are kept in predictions.csv; metrics.json keeps the summaries only.
+_PER_IMAGE_KEYS = ("predicted", "correct")
+
+
+class EvaluationError(ValueError):
+    """A run that cannot be evaluated here (no weights, dataset missing or changed)."""
+
+
+@dataclass(frozen=True)
+class EvaluationSets:
+    """Dataset row positions of each evaluated split, and the pixels to evaluate them on."""
+
+    data: TrainingData
+    positions: dict[str, np.ndarray]
+    audit_threshold: float
+    split_matches_training: bool
+
+
+def evaluation_sets(config: dict, progress: ProgressCallback | None = None) -> EvaluationSets:
+    """Rebuild the run's split (seeded, so identical to training's) and the leak-free subset."""
+    data_config = from_dict(DataConfig, config["data"])
+    if not Path(data_config.root).is_dir():
+        raise EvaluationError(f"the run's dataset {data_config.root} is not on this machine")
+    data = prepare_training_data(data_config, progress)
+    if list(data.classes) != list(config["classes"]):
+        raise EvaluationError(
+            f"the dataset's classes {list(data.classes)} differ from the run's "
+            f"{list(config['classes'])}"
+        )
+    report = data.audit_report  # built for the grouped split; None for an ungrouped one
+    if report is None:
+        report = audit.audit_report(data.dataset, progress=progress)
+    audit.save_leak_free_manifest(data.dataset, report)
+    leakage = report.test_leakage
+    positions = {
+        "val": data.val_positions,
+        "test": data.manifest.positions("test"),
+        "leak_free_test": leakage.loc[leakage["leakage"] == "none", "position"].to_numpy(),
+    }
+    recorded = (config.get("dataset") or {}).get("split_manifest_digest")
+    return EvaluationSets(
+        data, positions, report.threshold, recorded in (None, data.manifest.digest)
+    )
+
+
+def stored_evaluation(info: RunInfo) -> dict[str, Any] | None:
+    """The evaluation kept in the run's metrics.json, when it is there and current."""
+    evaluation = (info.metrics or {}).get("evaluation")
+    if not isinstance(evaluation, dict) or evaluation.get("version") != EVALUATION_VERSION:
+        return None
+    return evaluation
+
+
+def evaluate_run(
+    run: str | Path,
+    *,
+    force: bool = False,
+    bootstrap_samples: int = 1000,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """The run's evaluation: computed once (then stored in metrics.json) and reused."""
+    info = resolve_run(run)
+    if info.config is None or info.damaged or not info.has_weights:
+        problems = "; ".join(info.problems) or "it has no usable weights"
+        raise EvaluationError(f"run {info.run_id} cannot be evaluated: {problems}")
+    cached = stored_evaluation(info)
+    if cached is not None and not force:
+        dataset_root = Path(info.config["data"]["root"])
+        if not dataset_root.is_dir() or _fingerprint(dataset_root) == cached["dataset"]:
+            return cached  # a moved dataset keeps its stored results
+    started = time.perf_counter()
+    sets = evaluation_sets(info.config, progress)
+    model = load_model(info)
+    preprocessing = from_dict(Preprocessing, info.config["preprocessing"])
+    table = _predict(model, preprocessing, sets, progress)
+    evaluation = _summarise(info, sets, table, bootstrap_samples)
+    evaluation["seconds"] = round(time.perf_counter() - started, 2)
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.6g", lineterminator="\n")
+    write_bytes_atomic(info.path / PREDICTIONS, buffer.getvalue().encode())
+    RunWriter(info.path).save_metrics({"evaluation": evaluation})
+    return evaluation
+
+
+def load_predictions(info: RunInfo) -> pd.DataFrame | None:
+    """Every evaluated image of a run: path, label, predicted, probabilities, split flags."""
+    path = info.path / PREDICTIONS
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    # The Compare page reads the same files several times per rerun: parse each version once.
+    table = _read_predictions(str(path), stat.st_mtime_ns, stat.st_size)
+    return None if table is None else table.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _read_predictions(path: str, mtime_ns: int, size: int) -> pd.DataFrame | None:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    required = {"path", "label", "predicted", *(f"in_{split}" for split in SPLITS)}
+    return table if required <= set(table.columns) else None  # damaged: as if absent
+
+
+def _fingerprint(root: Path) -> str:
+    from core.data.index import open_dataset
+
+    return open_dataset(root).fingerprint
+
+
+def _predict(
+    model: nn.Module,
+    preprocessing: Preprocessing,
+    sets: EvaluationSets,
+    progress: ProgressCallback | None,
+) -> pd.DataFrame:
+    """One row per evaluated image (validation and test), with its class probabilities."""
+    wanted = np.union1d(sets.positions["val"], sets.positions["test"])
+    device = torch.device("cuda" if detect_device().kind == "cuda" else "cpu")
+    settings = StepSettings(preprocessing, device, channels_last=True)
+    model.to(device)
+    if progress is not None:
+        progress(0, len(wanted), f"predicting {len(wanted)} validation and test images")
+    index = torch.from_numpy(wanted)
+    result = evaluate(
+        model,
+        sets.data.images[index],
+        sets.data.labels[index],
+        loss_function=nn.CrossEntropyLoss(),
+        settings=settings,
+    )
+    if progress is not None:
+        progress(len(wanted), len(wanted), f"predicted {len(wanted)} images")
+    probabilities = metrics.softmax(result.logits)
+    frame = sets.data.dataset.frame
+    table = pd.DataFrame(
+        {
+            "path": frame["path"].to_numpy()[wanted],
+            "label": result.labels,
+            "predicted": probabilities.argmax(axis=1),
+        }
+    )
+    for column, name in enumerate(sets.data.classes):
+        table[f"p_{name}"] = probabilities[:, column]
+    for column, logits in enumerate(result.logits.T):
+        table[f"logit_{column}"] = logits
+    for split in SPLITS:
+        table[f"in_{split}"] = np.isin(wanted, sets.positions[split])
+    return table
+
+
+def _split_arrays(table: pd.DataFrame, split: str, classes: int) -> tuple[np.ndarray, ...]:
+    rows = table[table[f"in_{split}"]]
+    logits = rows[[f"logit_{column}" for column in range(classes)]].to_numpy(np.float64)
+    return rows["label"].to_numpy(np.int64), logits
+
+
+def _summarise(
+    info: RunInfo, sets: EvaluationSets, table: pd.DataFrame, bootstrap_samples: int
+) -> dict[str, Any]:
+    classes = list(sets.data.classes)
+    reports: dict[str, Any] = {}
+    arrays = {split: _split_arrays(table, split, len(classes)) for split in SPLITS}
+    for split, (labels, logits) in arrays.items():
+        if len(labels) == 0:
+            reports[split] = None  # e.g. a dataset without a test split
+            continue
+        report = metrics.classification_report(
+            labels, metrics.softmax(logits), classes, bootstrap_samples=bootstrap_samples
+        )
+        reports[split] = {k: v for k, v in report.items() if k not in _PER_IMAGE_KEYS}
+    calibration: dict[str, Any] = {}
+    val_labels, val_logits = arrays["val"]
+    for split in ("test", "leak_free_test"):
+        labels, logits = arrays[split]
+        if len(labels) and len(val_labels):
+            calibration[split] = metrics.calibration_summary(val_logits, val_labels, logits, labels)
+    return {
+        "version": EVALUATION_VERSION,
+        "created_at": iso(utcnow()),
+        "dataset": sets.data.dataset.fingerprint,
+        "audit_threshold": sets.audit_threshold,
+        "split_matches_training": sets.split_matches_training,
+        "classes": classes,
+        "splits": reports,
+        "calibration": calibration,
+    }
+
+
+def split_summary(evaluation: dict[str, Any], split: str) -> dict[str, Any] | None:
+    """The headline numbers of one split (what `evaluate --json` prints per split)."""
+    report = (evaluation.get("splits") or {}).get(split)
+    if not report:
+        return None
+    keys = ("n", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "mcc", "ece", "nll")
+    summary = {key: report.get(key) for key in keys}
+    summary.update(
+        roc_auc_macro=report.get("roc_auc_macro"),
+        per_class=report.get("per_class"),
+        confusion_matrix=report.get("confusion_matrix"),
+    )
+    calibration = (evaluation.get("calibration") or {}).get(split)
+    if calibration:
+        summary["temperature_scaled"] = calibration
+    return summary

@@ -1,0 +1,125 @@
+"""Which runs the Compare view lists, filters and picks by default, and how it labels them.
+
+Plain pandas over run records: every function tolerates damaged runs (they are left out or
+shown as such, never raised).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.evaluation.evaluate import stored_evaluation
+from core.runs.registry import RunInfo
+
+
+def run_labels(infos: Sequence[RunInfo]) -> dict[str, str]:
+    """A short, unique label per run id: its name, with the id's tail when names clash."""
+    names = [info.display_name for info in infos]
+    return {
+        info.run_id: info.display_name
+        if names.count(info.display_name) == 1
+        else f"{info.display_name} [{info.run_id[-6:]}]"
+        for info in infos
+    }
+
+
+def evaluation_of(info: RunInfo) -> dict[str, Any] | None:
+    """The run's stored evaluation when it has the expected shape, else None."""
+    evaluation = stored_evaluation(info)
+    if not evaluation or not isinstance(evaluation.get("splits"), dict):
+        return None
+    return evaluation
+
+
+def report_of(info: RunInfo, split: str) -> dict[str, Any] | None:
+    """The run's classification report on `split`, or None when absent."""
+    report = ((evaluation_of(info) or {}).get("splits") or {}).get(split)
+    return report if isinstance(report, dict) else None
+
+
+def class_names(info: RunInfo) -> list[str]:
+    """The run's classes, in label order."""
+    classes = (evaluation_of(info) or {}).get("classes") or (info.config or {}).get("classes")
+    return [str(name) for name in classes] if isinstance(classes, list) else []
+
+
+def filter_options(table: pd.DataFrame, column: str) -> list[str]:
+    """The distinct values a filter offers (tags are split on commas)."""
+    if column == "tags":
+        values = {tag.strip() for text in table["tags"].dropna() for tag in str(text).split(",")}
+    else:
+        values = {str(value) for value in table[column].dropna()}
+    return sorted(value for value in values if value)
+
+
+def filter_runs(
+    table: pd.DataFrame,
+    *,
+    models: Iterable[str] = (),
+    statuses: Iterable[str] = (),
+    tags: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Rows matching every non-empty filter (a run matches a tag filter by any of its tags)."""
+    models, statuses, tags = set(models), set(statuses), set(tags)
+    keep = pd.Series(True, index=table.index)
+    if models:
+        keep &= table["model"].astype(str).isin(models)
+    if statuses:
+        keep &= table["status"].astype(str).isin(statuses)
+    if tags:
+        run_tags = table["tags"].fillna("").map(lambda text: {t.strip() for t in text.split(",")})
+        keep &= run_tags.map(lambda owned: bool(owned & tags))
+    return table[keep]
+
+
+def comparable_runs(infos: Sequence[RunInfo]) -> list[str]:
+    """Ids of the runs with something to plot: a training history or an evaluation."""
+    return [
+        info.run_id
+        for info in infos
+        if info.config is not None and (info.history or evaluation_of(info) is not None)
+    ]
+
+
+def default_selection(table: pd.DataFrame, choices: Sequence[str], count: int = 2) -> list[str]:
+    """Up to `count` best runs: by official test accuracy when evaluated, else best validation."""
+    rows = table[table["run"].isin(choices)]
+    tested = rows.dropna(subset=["test_accuracy"])
+    ranked = list(tested.sort_values("test_accuracy", ascending=False, kind="stable")["run"])
+    rest = rows[~rows["run"].isin(ranked)].dropna(subset=["best_val_accuracy"])
+    ranked += list(rest.sort_values("best_val_accuracy", ascending=False, kind="stable")["run"])
+    return ranked[:count]
+
+
+def evaluated_ids(infos: Sequence[RunInfo]) -> list[str]:
+    """Ids of the runs with a stored evaluation."""
+    return [info.run_id for info in infos if evaluation_of(info) is not None]
+
+
+def pair_defaults(selected: Sequence[str], evaluated: Sequence[str]) -> tuple[int, int]:
+    """Positions in `evaluated` of the default runs A and B (the first selected, else the top)."""
+    picks = [run_id for run_id in selected if run_id in evaluated][:2]
+    picks += [run_id for run_id in evaluated if run_id not in picks][: 2 - len(picks)]
+    return evaluated.index(picks[0]), evaluated.index(picks[-1])
+
+
+def evaluation_candidates(infos: Sequence[RunInfo]) -> list[RunInfo]:
+    """Completed, undamaged runs with weights that have no stored evaluation yet."""
+    return [
+        info
+        for info in infos
+        if info.status == "completed"
+        and info.has_weights
+        and not info.damaged
+        and evaluation_of(info) is None
+    ]
+
+
+def dataset_root(info: RunInfo) -> Path | None:
+    """The run's dataset folder when it is on this machine."""
+    root = ((info.config or {}).get("data") or {}).get("root")
+    return Path(root) if isinstance(root, str) and Path(root).is_dir() else None

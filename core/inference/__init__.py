@@ -1,0 +1,1 @@
+"""Inference: a run folder rebuilt into a predictor, and class activation maps."""

@@ -1,0 +1,163 @@
+"""Predictor: a run folder alone (config.json + model.safetensors) -> class probabilities.
+
+The model is rebuilt from the run's config and its exact preprocessing (size, channels,
+normalisation) is applied through `core.transforms.prepare_images`, the function training
+used, so there is no train/serve skew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.config import ModelConfig, Preprocessing, from_dict
+from core.imaging.familiarity import unfamiliar_reasons
+from core.imaging.model_input import prepare_images
+from core.imaging.pixels import ImageReadError
+from core.imaging.reader import read_image
+from core.inference.explain import DEFAULT_CAM_METHOD, Explanation, activation_map, resize_map
+from core.models.build import build_model, cam_layer
+from core.models.registry import get_spec
+from core.models.spec import ModelSpec
+from core.runs.layout import RunError
+from core.runs.registry import RunInfo, load_weights, resolve_run
+
+UNSURE_BELOW = 0.6  # top-class probability under which a prediction is flagged as unsure
+
+
+def load_model(info: RunInfo) -> torch.nn.Module:
+    """The run's model rebuilt from its config.json and model.safetensors, in eval mode.
+
+    RunError when they do not fit together (a hand-edited config, weights of another model).
+    """
+    weights = load_weights(info)
+    with _unusable_run(info):
+        model_config = from_dict(ModelConfig, info.config["model"])
+        model, _ = build_model(model_config, state_dict=weights)
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _unusable_run(info: RunInfo) -> Iterator[None]:
+    """Turn a config or weights mismatch into one RunError naming the run."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        if isinstance(error, RunError):
+            raise
+        # load_state_dict lists every mismatched tensor on its own line: keep the first.
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        if isinstance(error, KeyError):
+            detail = f"config.json has no {detail}"
+        raise RunError(f"run {info.run_id} cannot be used: {detail}") from None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's class probabilities (summing to 1) and what to be careful about."""
+
+    source: str
+    probabilities: dict[str, float]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def predicted(self) -> str:
+        """The most probable class."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the predicted class."""
+        return self.probabilities[self.predicted]
+
+
+@dataclass
+class Predictor:
+    """A trained model ready for inference; safe to share between threads."""
+
+    run_id: str
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    model: torch.nn.Module
+    spec: ModelSpec
+    input_ranges: dict[str, list[float]] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_run(cls, run: str | Path) -> Predictor:
+        """Load a run by id (in the checkpoints folder) or by folder path."""
+        info = resolve_run(run)
+        if info.config is None or info.damaged:
+            problems = "; ".join(info.problems) or "its files are damaged"
+            raise RunError(f"run {info.run_id} cannot be used: {problems}")
+        model = load_model(info)
+        # Grad-CAM needs gradients at the target layer, also for layers frozen in training.
+        model.requires_grad_(True)
+        with _unusable_run(info):
+            return cls(
+                run_id=info.run_id,
+                classes=tuple(str(name) for name in info.config["classes"]),
+                preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
+                model=model,
+                spec=get_spec(info.config["model"]["name"]),
+                input_ranges=info.config.get("input_ranges"),
+            )
+
+    @torch.no_grad()
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, classes) probabilities for decoded images of any size."""
+        batch = prepare_images(images, self.preprocessing)
+        with self.lock:  # explanation hooks (Grad-CAM) must never see another caller's batch
+            logits = self.model(batch)
+        return torch.softmax(logits.float(), dim=1).numpy()
+
+    def predict(self, image: np.ndarray, source: str = "image") -> Prediction:
+        """The prediction for one decoded image, with a warning when the model is unsure."""
+        row = self.probabilities([image])[0]
+        probabilities = {
+            label: float(value) for label, value in zip(self.classes, row, strict=True)
+        }
+        warnings = [
+            f"looks unlike the training images: {reason}"
+            for reason in unfamiliar_reasons(image, self.input_ranges)
+        ]
+        if max(probabilities.values()) < UNSURE_BELOW:
+            warnings.append(
+                f"the model is unsure: top class below {UNSURE_BELOW:.0%}; do not rely on it"
+            )
+        return Prediction(source, probabilities, tuple(warnings))
+
+    def explain(
+        self,
+        image: np.ndarray,
+        *,
+        method: str = DEFAULT_CAM_METHOD,
+        target_class: int | None = None,
+    ) -> Explanation:
+        """A CAM of `image` (at its own size) for the predicted class or a chosen one."""
+        if target_class is None:
+            target_class = int(self.probabilities([image])[0].argmax())
+        if not 0 <= target_class < len(self.classes):
+            raise ValueError(
+                f"target class {target_class} is not one of 0..{len(self.classes) - 1}"
+            )
+        x = prepare_images([image], self.preprocessing)
+        with self.lock:
+            cam = activation_map(
+                self.model, cam_layer(self.model, self.spec), x,
+                method=method, target_class=target_class,
+            )  # fmt: skip
+        return Explanation(method, target_class, resize_map(cam, *image.shape[:2]))
+
+    def predict_file(self, path: Path) -> Prediction:
+        """Read a file through the safe reader and predict it (ImageReadError when unreadable)."""
+        return self.predict(read_image(path).pixels, source=str(path))
+
+
+__all__ = ["ImageReadError", "Prediction", "Predictor"]
