@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from core.config import AUGMENT_PARTS, AugmentConfig, augmentation
+from core.config import AUGMENT_PARTS, augmentation
 from core.models.choices import model_choices
 from core.runs.layout import RunError
 from core.runs.registry import load_run, number_or_none
 from core.training.estimate import estimate_epoch
-from core.training.request import FAST_CPU_RECIPES, make_request
+from core.training.recipes import AUTO, recipe_name, recipe_options
+from core.training.request import make_request
 from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
 from core.ui.sidebar import synthetic_notice
@@ -20,6 +21,10 @@ from core.ui.training import (
 )
 
 IMAGE_SIZES = [64, 96, 112, 128, 160, 192, 224, 256]
+BATCH_SIZES = [8, 16, 32, 64, 128]
+BACKBONE_LR_SCALES = [0.05, 0.1, 0.25, 0.5, 1.0]
+OPTIMIZERS = ["adamw", "adam"]
+SCHEDULES = ["cosine", "onecycle", "constant"]
 
 st.title("Train")
 manager = job_manager()
@@ -128,29 +133,35 @@ if entry.supports_pretrained and not entry.weights_available:
         icon=":material/cloud_off:",
     )
 
-recipe = FAST_CPU_RECIPES.get(entry.name, {})
-if recipe:
+# The form starts from the same options as `python -m core train --model NAME`: the model's
+# measured recipe where it has one, else the plain defaults.
+options = recipe_options(entry.name)
+if recipe_name(entry.name):
     st.caption(
         "The settings start from this model's fast CPU recipe, chosen from measured runs "
         "(docs/benchmarks.md)."
     )
 
+
+def option_index(choices: list, value: object) -> int:
+    """Position of the recipe's value among a widget's choices (the first when absent)."""
+    return choices.index(value) if value in choices else 0
+
+
+# Keys per model for every option a recipe can set: a widget keeps its state across reruns, so
+# one shared key would carry one model's value (or "off" for missing weights) over to another.
 with st.form("train_form"):
     left, middle, right = st.columns(3)
     pretrained = left.checkbox(
         "Start from ImageNet weights",
-        value=entry.weights_available,
+        value=options.use_pretrained and entry.weights_available,
         disabled=not entry.weights_available,
-        # Keys per model: a widget keeps its state across reruns, so one shared key would carry
-        # "off" over from a model without weights to one with them.
         key=f"train_pretrained_{entry.name}",
     )
     freeze = left.selectbox(
         "Layers to train",
         entry.freeze_choices,
-        index=entry.freeze_choices.index(recipe.get("freeze", "none"))
-        if recipe.get("freeze", "none") in entry.freeze_choices
-        else 0,
+        index=option_index(entry.freeze_choices, options.freeze),
         key=f"train_freeze_{entry.name}",
         help="'none' trains every layer; 'head' only the classifier; 'top-N' the top N blocks "
         "and the classifier (pretrained models only).",
@@ -158,53 +169,56 @@ with st.form("train_form"):
     image_size = left.select_slider(
         "Image size (px)",
         IMAGE_SIZES,
-        value=recipe.get("image_size", entry.default_image_size),
+        value=options.image_size or entry.default_image_size,
         key=f"train_size_{entry.name}",
     )
     backbone_lr_scale = left.select_slider(
         "Pretrained layers' learning rate (x the head's)",
-        [0.05, 0.1, 0.25, 0.5, 1.0],
-        value=recipe.get("backbone_lr_scale", 0.1),
+        BACKBONE_LR_SCALES,
+        value=options.backbone_lr_scale,
         disabled=not entry.supports_pretrained,
         key=f"train_backbone_lr_{entry.name}",
         help="ImageNet layers that train move more slowly than the new classifier head.",
     )
-    # Per-model keys, so that choosing another model brings its own recipe.
-    epochs = middle.number_input(
-        "Epochs", 1, 300, recipe.get("epochs", 10), key=f"train_epochs_{entry.name}"
-    )
+    epochs = middle.number_input("Epochs", 1, 300, options.epochs, key=f"train_epochs_{entry.name}")
     batch_size = middle.select_slider(
-        "Batch size", [8, 16, 32, 64, 128], value=64, key="train_batch"
+        "Batch size", BATCH_SIZES, value=options.batch_size, key=f"train_batch_{entry.name}"
     )
     lr = middle.number_input(
-        "Learning rate",
-        1e-6,
-        1.0,
-        recipe.get("lr", 1e-3),
-        format="%.5f",
-        key=f"train_lr_{entry.name}",
+        "Learning rate", 1e-6, 1.0, options.lr, format="%.5f", key=f"train_lr_{entry.name}"
     )
-    optimizer = middle.selectbox("Optimizer", ["adamw", "adam"], key="train_optimizer")
-    schedules = ["cosine", "onecycle", "constant"]
+    optimizer = middle.selectbox(
+        "Optimizer",
+        OPTIMIZERS,
+        index=option_index(OPTIMIZERS, options.optimizer),
+        key=f"train_optimizer_{entry.name}",
+    )
     schedule = right.selectbox(
         "Schedule",
-        schedules,
-        index=schedules.index(recipe.get("schedule", "cosine")),
+        SCHEDULES,
+        index=option_index(SCHEDULES, options.schedule),
         key=f"train_schedule_{entry.name}",
     )
-    label_smoothing = right.slider("Label smoothing", 0.0, 0.3, 0.0, 0.05, key="train_smoothing")
+    label_smoothing = right.slider(
+        "Label smoothing",
+        0.0,
+        0.3,
+        options.label_smoothing,
+        0.05,
+        key=f"train_smoothing_{entry.name}",
+    )
     patience = right.number_input(
         "Early stopping patience (0 = off)",
         0,
         100,
-        recipe.get("patience", 5),
+        options.patience,
         key=f"train_patience_{entry.name}",
-        help="Stop after this many epochs without a better validation accuracy. A one-cycle "
-        "schedule gives its best epochs last, so its recipes switch this off.",
+        help="Stop after this many epochs without a lower validation loss (the best epoch's "
+        "weights are kept). A one-cycle schedule gives its best epochs last, so its recipes "
+        "switch this off.",
     )
-    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    seed = right.number_input("Seed", 0, 2**31 - 1, options.seed, key=f"train_seed_{entry.name}")
     augment_columns = st.columns(4)
-    recipe_parts = recipe.get("augment", AugmentConfig()).parts
     augment_labels = {
         "flip": "Flip",
         "geometry": "Rotate / zoom / shift",
@@ -214,28 +228,28 @@ with st.form("train_form"):
         part
         for column, part in zip(augment_columns[:3], AUGMENT_PARTS, strict=True)
         if column.checkbox(
-            augment_labels[part], part in recipe_parts, key=f"train_{part}_{entry.name}"
+            augment_labels[part], part in options.augment.parts, key=f"train_{part}_{entry.name}"
         )
     ]
     class_weights = augment_columns[3].checkbox(
-        "Class-weighted loss", False, key="train_class_weights"
+        "Class-weighted loss", options.class_weights, key=f"train_class_weights_{entry.name}"
     )
     subset = st.number_input(
         "Images per class (0 = all; small numbers for a quick try)",
         0,
         100_000,
-        0,
+        options.subset_per_class or 0,
         key="train_subset",
     )
     estimate_clicked = st.form_submit_button("Estimate time per epoch")
     start_clicked = st.form_submit_button("Start training", type="primary")
 
 if estimate_clicked or start_clicked:
-    augment = augmentation(chosen_parts)
     try:
         request = make_request(
             data_root=dataset.root,
             model=name,
+            recipe=AUTO,
             epochs=int(epochs),
             image_size=int(image_size),
             use_pretrained=pretrained,
@@ -245,7 +259,7 @@ if estimate_clicked or start_clicked:
             backbone_lr_scale=float(backbone_lr_scale),
             optimizer=optimizer,
             schedule=schedule,
-            augment=augment,
+            augment=augmentation(chosen_parts),
             label_smoothing=float(label_smoothing),
             class_weights=class_weights,
             patience=int(patience),

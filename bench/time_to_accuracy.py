@@ -3,8 +3,8 @@
     python -m bench.time_to_accuracy [DATA_DIR] [--models cnn_fast mobilenet_v2]
         [--target 0.97] [--epochs N] [--set KEY=VALUE ...] [--quick]
 
-Per model: its fast CPU recipe (`core.recipes.FAST_CPU_RECIPES`, the Train page's default) is
-trained with `fit` exactly as the app does; printed are the wall time from launch (data
+Per model: its fast CPU recipe (`core.training.recipes.FAST_CPU_RECIPES`, the Train page's
+default) is trained with `fit` exactly as the app does; printed are the wall time from launch (data
 loading included) to the end of the first epoch whose validation accuracy reaches the target,
 the training time, the best validation accuracy and, from the stored evaluation, the official
 and leak-free test accuracy with their 95% intervals. Without DATA_DIR: the real dataset when
@@ -27,7 +27,8 @@ from core.data import synthetic
 from core.evaluation.evaluate import evaluate_run, split_summary
 from core.events import Events
 from core.training.fit import fit
-from core.training.request import FAST_CPU_RECIPES, make_request
+from core.training.recipes import AUTO, FAST_CPU_RECIPES
+from core.training.request import make_request
 
 
 def interval(summary: dict | None) -> str:
@@ -92,7 +93,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     summaries = []
     for name in arguments.models:
-        recipe = dict(FAST_CPU_RECIPES[name])
+        # Changes to the model's recipe (make_request starts from it with recipe="auto").
+        recipe: dict = {}
         target = arguments.target or 0.97
         if arguments.epochs:
             recipe["epochs"] = arguments.epochs
@@ -111,14 +113,16 @@ def main() -> None:
                 reached.append(time.perf_counter() - since)
 
         events.add_callback("epoch", on_epoch)
-        result = fit(make_request(data_root=root, model=name, **recipe), events=events)
+        request = make_request(data_root=root, model=name, recipe=AUTO, **recipe)
+        result = fit(request, events=events)
         evaluation = evaluate_run(result.run_id)
         test = split_summary(evaluation, "test")
         leak_free = split_summary(evaluation, "leak_free_test")
         to_target = f"{reached[0]:.0f}" if reached else "not reached"
         best = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
+        options = describe({**FAST_CPU_RECIPES[name], **recipe})
         print(
-            f"| {name} | {describe(recipe)} | {target:.0%} | {to_target} "
+            f"| {name} | {options} | {target:.0%} | {to_target} "
             f"| {result.train_seconds:.0f} | {best} | {interval(test)} | {interval(leak_free)} |"
         )
         summaries.append(

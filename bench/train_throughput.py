@@ -55,7 +55,7 @@ from core.models.spec import ModelSpec
 from core.training.frozen_cache import FrozenFeatureCache
 from core.training.loops import StepSettings, train_one_epoch
 from core.training.optimization import make_optimizer
-from core.training.request import FAST_CPU_RECIPES
+from core.training.recipes import FAST_CPU_RECIPES
 
 WARMUP_BATCHES = 2
 MOBILENET_RECIPE = FAST_CPU_RECIPES["mobilenet_v2"]

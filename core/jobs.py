@@ -1,5 +1,8 @@
 """Background training jobs: one worker thread, a visible queue, cancel, progress snapshots.
 
+A job trains a request, then evaluates the run: this layer sits above both training and
+evaluation.
+
 The training thread never touches Streamlit: it updates a small `Job` object under a lock,
 and pages read copies of it (`Job.snapshot()`). On a 2-core machine one job trains at a time;
 the others wait in the queue, in order, and can be cancelled before they start.
@@ -14,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.evaluation.evaluate import evaluate_run
 from core.events import Events
 from core.runs.layout import new_run_id
 from core.training.fit import FitResult, fit
@@ -190,8 +194,6 @@ class JobManager:
 
 def _evaluate_quietly(run_id: str) -> str | None:
     """Evaluate a finished run for the Compare page; a failure is reported, never raised."""
-    from core.evaluation.evaluate import evaluate_run
-
     try:
         evaluate_run(run_id)
     except Exception as error:  # the run itself is complete and fine: only report this

@@ -6,11 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core import paths
 from core.data import synthetic
+from core.ui.memo import shared_memo
 
 REQUIRE_REAL_DATA_ENV = "BTW_REQUIRE_REAL_DATA"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120  # seconds an AppTest run may take
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,3 +42,11 @@ def real_dataset_dir() -> Path:
             pytest.fail(message + f"; {REQUIRE_REAL_DATA_ENV}=1 makes it required")
         pytest.skip(message)
     return folder
+
+
+@pytest.fixture
+def app(demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """Home.py under AppTest, on the demo dataset, with an empty process-wide memo."""
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(demo_dataset_dir))
+    shared_memo.clear()
+    return AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT)

@@ -11,17 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import paths
 from core.ui.memo import shared_memo
+from tests.conftest import PROJECT_ROOT, TIMEOUT
 from tests.test_data import make_kaggle
-
-TIMEOUT = 120
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def app(demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv(paths.DATA_DIR_ENV, str(demo_dataset_dir))
-    shared_memo.clear()
-    return AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT)
 
 
 def markdown_text(at: AppTest) -> str:
@@ -182,7 +173,7 @@ def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest)
     app.selectbox(key="train_model").select("mobilenet_v2").run()
     assert app.checkbox(key="train_pretrained_mobilenet_v2").value is True
     # Each model starts from its own fast CPU recipe.
-    from core.training.request import FAST_CPU_RECIPES
+    from core.training.recipes import FAST_CPU_RECIPES
 
     recipe = FAST_CPU_RECIPES["mobilenet_v2"]
     assert app.selectbox(key="train_freeze_mobilenet_v2").value == recipe["freeze"]

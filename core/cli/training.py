@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from core.config import AUGMENT_PARTS, augmentation  # plain dataclasses: no torch
+from core.training.recipes import AUTO, OPTION_NAMES, RECIPE_CHOICES, TrainingOptions
 
 if TYPE_CHECKING:
     from core.events import Events
@@ -51,31 +52,23 @@ def command_models(arguments: argparse.Namespace) -> int:
 
 
 def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
-    """A TrainingRequest from the `train` command's options (validated)."""
+    """A TrainingRequest from the `train` command's options (validated): the options given,
+    on top of the recipe chosen with --recipe."""
     from core.data.locate import resolve_dataset_dir
     from core.training.request import make_request
 
+    changes = {
+        name: getattr(arguments, name)
+        for name in OPTION_NAMES
+        if getattr(arguments, name, None) is not None
+    }
+    if arguments.augment is not None:
+        changes["augment"] = augmentation(arguments.augment)
     return make_request(
         data_root=resolve_dataset_dir(arguments.data),
         model=arguments.model,
-        epochs=arguments.epochs,
-        image_size=arguments.image_size,
-        use_pretrained=arguments.pretrained,
-        freeze=arguments.freeze,
-        batch_size=arguments.batch_size,
-        lr=arguments.lr,
-        backbone_lr_scale=arguments.backbone_lr_scale,
-        optimizer=arguments.optimizer,
-        schedule=arguments.schedule,
-        augment=None if arguments.augment is None else augmentation(arguments.augment),
-        label_smoothing=arguments.label_smoothing,
-        class_weights=arguments.class_weights,
-        patience=arguments.patience,
-        seed=arguments.seed,
-        subset_per_class=arguments.subset,
-        precision=arguments.precision,
-        cache_frozen=arguments.cache_frozen,
-        frozen_views=arguments.frozen_views,
+        recipe=arguments.recipe,
+        **changes,
     )
 
 
@@ -150,56 +143,92 @@ def command_train(arguments: argparse.Namespace) -> int:
     return 0 if result.status == "completed" else 1
 
 
+def _default(name: str) -> str:
+    """Help text tail: where an option's value comes from when it is not given."""
+    return f"(default: the model's recipe, else {getattr(TrainingOptions(), name)})"
+
+
 def add_training_commands(commands: argparse._SubParsersAction) -> None:
     """Register `models` and `train` on the CLI's subcommand parser."""
     models_parser = commands.add_parser("models", help="list the models that can be trained")
     models_parser.add_argument("--json", action="store_true", help="print one JSON list")
     models_parser.set_defaults(handler=command_models)
 
-    train = commands.add_parser("train", help="train a model and store it as a run")
+    train = commands.add_parser(
+        "train",
+        help="train a model and store it as a run",
+        description="Train a model and store it as a run. Every option starts from the model's "
+        "measured recipe (the Train page's defaults) when it has one, else from the plain "
+        "defaults; --recipe none starts from the plain defaults.",
+    )
     train.add_argument("--data", help="dataset folder (default: BTW_DATA_DIR, data/, the demo)")
     train.add_argument("--model", required=True, help="a name from `python -m core models`")
-    train.add_argument("--pretrained", action="store_true", help="start from ImageNet weights")
-    train.add_argument("--freeze", default="none", help="none | head | top-N (default none)")
-    train.add_argument("--epochs", type=int, required=True)
-    train.add_argument("--image-size", type=int, help="pixels (default: the model's)")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument(
+        "--recipe",
+        choices=RECIPE_CHOICES,
+        default=AUTO,
+        help="auto: the model's measured recipe where it has one (default); none: plain defaults",
+    )
+    train.add_argument(
+        "--pretrained",
+        dest="use_pretrained",
+        action=argparse.BooleanOptionalAction,
+        help=f"start from ImageNet weights {_default('use_pretrained')}",
+    )
+    train.add_argument("--freeze", help=f"none | head | top-N {_default('freeze')}")
+    train.add_argument("--epochs", type=int, help=_default("epochs"))
+    train.add_argument(
+        "--image-size", type=int, help="pixels (default: the recipe's, else the model's)"
+    )
+    train.add_argument("--batch-size", type=int, help=_default("batch_size"))
+    train.add_argument("--lr", type=float, help=f"learning rate {_default('lr')}")
     train.add_argument(
         "--backbone-lr-scale",
         type=float,
-        default=0.1,
-        help="pretrained layers that train use lr x this (default 0.1)",
+        help=f"pretrained layers that train use lr x this {_default('backbone_lr_scale')}",
     )
-    train.add_argument("--optimizer", choices=["adam", "adamw"], default="adamw")
-    train.add_argument("--schedule", choices=["cosine", "onecycle", "constant"], default="cosine")
-    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--optimizer", choices=["adam", "adamw"], help=_default("optimizer"))
     train.add_argument(
-        "--class-weights", action="store_true", help="weight the loss by 1/frequency"
+        "--schedule", choices=["cosine", "onecycle", "constant"], help=_default("schedule")
+    )
+    train.add_argument("--label-smoothing", type=float, help=_default("label_smoothing"))
+    train.add_argument(
+        "--class-weights",
+        action=argparse.BooleanOptionalAction,
+        help=f"weight the loss by 1/frequency {_default('class_weights')}",
     )
     train.add_argument(
         "--augment",
         nargs="*",
         choices=AUGMENT_PARTS,
         metavar="PART",
-        help=f"augmentation to use, from: {' '.join(AUGMENT_PARTS)} (default all; "
-        "--augment alone = none)",
+        help=f"augmentation to use, from: {' '.join(AUGMENT_PARTS)} (default: the recipe's, "
+        "else all; --augment alone = none)",
     )
     train.add_argument("--no-augment", dest="augment", action="store_const", const=[])
-    train.add_argument("--patience", type=int, default=5, help="early stopping (0 = off)")
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     train.add_argument(
-        "--no-cache-frozen",
-        dest="cache_frozen",
-        action="store_false",
-        help="run the frozen layers every epoch instead of caching their output",
+        "--patience",
+        type=int,
+        help="early stopping: epochs without a lower validation loss before stopping, 0 = off "
+        + _default("patience"),
+    )
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], help=_default("precision"))
+    train.add_argument(
+        "--cache-frozen",
+        action=argparse.BooleanOptionalAction,
+        help="compute frozen layers once and cache their output (--no-cache-frozen: every "
+        f"epoch) {_default('cache_frozen')}",
     )
     train.add_argument(
-        "--frozen-views", type=int, default=3, help="cached views of each image (default 3)"
+        "--frozen-views", type=int, help=f"cached views of each image {_default('frozen_views')}"
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help=_default("seed"))
     train.add_argument(
-        "--subset", type=int, metavar="N", help="N training images per class (smoke runs)"
+        "--subset",
+        dest="subset_per_class",
+        type=int,
+        metavar="N",
+        help="N training images per class (smoke runs; default: all)",
     )
     train.add_argument(
         "--no-evaluate",

@@ -5,7 +5,7 @@ Two layouts are understood:
   Testing/Test and optionally Validation/Val (any letter case);
 - flat: `<root>/<class>/<image>`, where every image belongs to the training part.
 
-Nothing is decoded here; `core.data` indexes what discovery finds.
+Nothing is decoded here; `core.data.index` indexes what discovery finds.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """DICOM decoding behind core.imaging.read_image: header limits first, then frame by frame.
 
-Only `core.imaging` calls this module; everything it raises for bad input is ImageReadError
+Only `core.imaging.reader` calls this module; everything it raises for bad input is ImageReadError
 or is wrapped into one there.
 """
 

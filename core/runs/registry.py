@@ -2,7 +2,7 @@
 
 Disk is the source of truth: every browser session, the CLI and the tests read the same
 folders. Every file but the append-only `history.jsonl` is written atomically through
-`core.storage`; weights are safetensors only (never pickle).
+`core.atomic_files`; weights are safetensors only (never pickle).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Writing one run folder: ids, atomic files, the append-only history, safetensors weights.
 
-Used by the training thread through `RunWriter`; `core.runs` reads, lists and manages runs.
-Every file but the append-only `history.jsonl` is written atomically through `core.storage`.
+Used by the training thread through `RunWriter`; `core.runs.registry` reads, lists and manages runs.
+Every file but the append-only `history.jsonl` is written atomically through `core.atomic_files`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """fit(): a whole training run, from a request to a complete run folder on disk.
 
 Epochs, learning-rate schedule, early stopping on validation loss, best-epoch weights, events
-for subscribers (job snapshot, CLI progress bar, tests) and the run files through `core.runs`.
+for subscribers (job snapshot, CLI progress bar, tests) and the run files through
+`core.runs.writer`.
 Every exit path (completed, cancelled, failed) leaves a consistent run with a terminal status.
 """
 

@@ -95,6 +95,9 @@ def build_run_config(
         "model": config_module.to_dict(request.model),
         "model_family": spec.family,
         "train": config_module.to_dict(request.train),
+        # Where the options came from: a measured recipe (None: the plain defaults), and which
+        # of its options the user changed.
+        "recipe": {"name": request.recipe, "changed": list(request.recipe_changes)},
         "preprocessing": config_module.to_dict(settings.preprocessing),
         "dataset": data.describe(),
         "weights_source": (
