@@ -10,6 +10,7 @@ from core.runs.layout import RunError
 from core.ui.classify import (
     best_run_index,
     decode_uploads,
+    explain_slice,
     load_predictor,
     predict_slices,
     show_upload_gallery,
@@ -106,7 +107,7 @@ with left:
     # The prediction above already knows its class: no second forward pass to find it.
     shown_class = prediction.predicted if target == "predicted" else target
     target_class = predictor.classes.index(shown_class)
-    explanation = predictor.explain(pixels, method=method, target_class=target_class)
+    explanation = explain_slice(predictor, pixels, method=method, target_class=target_class)
     shown = predictor.classes[explanation.target_class]
     image_column, overlay_column = st.columns(2)
     image_column.image(displayable(pixels), caption=chosen, width="stretch")

@@ -5,7 +5,7 @@ import streamlit as st
 from core.config import AUGMENT_PARTS, augmentation
 from core.models.choices import model_choices
 from core.runs.layout import RunError
-from core.runs.registry import load_run, number_or_none
+from core.runs.registry import load_run
 from core.training.estimate import estimate_epoch
 from core.training.recipes import AUTO, recipe_name, recipe_options
 from core.training.request import make_request
@@ -18,6 +18,7 @@ from core.ui.training import (
     history_chart,
     job_manager,
     progress_text,
+    show_job_progress,
 )
 
 IMAGE_SIZES = [64, 96, 112, 128, 160, 192, 224, 256]
@@ -47,13 +48,13 @@ def show_stored_run(run_id: str) -> None:
     for problem in run.problems:
         st.warning(problem)
     st.plotly_chart(history_chart(run.history), width="stretch")
-    validation = (run.metrics or {}).get("val") or {}
-    accuracy, loss = (number_or_none(validation.get(key)) for key in ("accuracy", "loss"))
-    if accuracy is not None and loss is not None:
-        seconds = number_or_none((run.metrics or {}).get("train_seconds"))
+    metrics = run.metrics
+    validation = metrics.val if metrics else None
+    if metrics and validation and validation.accuracy is not None and validation.loss is not None:
         st.caption(
-            f"Best epoch {run.metrics.get('best_epoch')}: validation accuracy "
-            f"{accuracy:.4f}, loss {loss:.4f}, trained {format_seconds(seconds)}."
+            f"Best epoch {metrics.best_epoch}: validation accuracy "
+            f"{validation.accuracy:.4f}, loss {validation.loss:.4f}, trained "
+            f"{format_seconds(metrics.train_seconds)}."
         )
 
 
@@ -69,7 +70,7 @@ def show_live_job(run_id: str) -> None:
     def live() -> None:
         snapshot = job.snapshot()
         st.markdown(f"**{snapshot.model}** · run `{snapshot.job_id}`")
-        st.progress(min(1.0, snapshot.fraction), text=progress_text(snapshot))
+        show_job_progress(snapshot)
         if snapshot.active:
             st.button("Cancel", key=f"cancel_{run_id}", on_click=job.cancel, type="secondary")
         if snapshot.error:

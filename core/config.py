@@ -129,8 +129,8 @@ class TrainConfig:
     early_stopping_patience: int = 5  # epochs without a lower validation loss; 0 = off
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
-    precision: Precision = "auto"
-    channels_last: bool | None = None  # None = decided per model and device
+    precision: Precision = "auto"  # "auto": core.device.compute_policy decides per model, device
+    channels_last: bool | None = None  # None = on (core.device.compute_policy; measured 1.4x)
     # With a freeze policy: compute the frozen blocks once per image and view (core.frozen_cache)
     cache_frozen: bool = True
     frozen_views: int = 3  # view 0 as is, the others augmented; each epoch mixes them per image

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.evaluation.evaluate import evaluate_run
-from core.events import Events
+from core.events import PROGRESS, Events, StageProgress
 from core.runs.layout import new_run_id
 from core.training.fit import FitResult, fit
 from core.training.progress import BatchEvent
@@ -49,11 +49,18 @@ class JobSnapshot:
     error: str | None = None
     result: FitResult | None = None
     queue_position: int | None = None
+    # The latest long step (indexing, decoding, the audit, caching frozen layers, evaluating).
+    stage: StageProgress | None = None
 
     @property
     def active(self) -> bool:
         """Still queued or training."""
         return self.state in ACTIVE_STATES
+
+    @property
+    def stage_in_progress(self) -> StageProgress | None:
+        """The long step under way now, if one is (not yet finished)."""
+        return self.stage if self.stage is not None and not self.stage.finished else None
 
 
 class Job:
@@ -109,6 +116,10 @@ class Job:
     def on_message(self, message: str) -> None:
         """Event-bus subscriber: a notice for the user (e.g. batch size halved)."""
         self.update(message=message)
+
+    def on_progress(self, stage: StageProgress) -> None:
+        """Event-bus subscriber: how far data preparation, caching or evaluation is."""
+        self.update(stage=stage)
 
 
 @dataclass
@@ -192,10 +203,10 @@ class JobManager:
                 _run_job(job)
 
 
-def _evaluate_quietly(run_id: str) -> str | None:
+def _evaluate_quietly(run_id: str, events: Events) -> str | None:
     """Evaluate a finished run for the Compare page; a failure is reported, never raised."""
     try:
-        evaluate_run(run_id)
+        evaluate_run(run_id, events=events)
     except Exception as error:  # the run itself is complete and fine: only report this
         return f"trained, but the evaluation failed: {error}"
     return None
@@ -207,13 +218,14 @@ def _run_job(job: Job) -> None:
     events.add_callback("batch", job.on_batch)
     events.add_callback("epoch", job.on_epoch)
     events.add_callback("message", job.on_message)
+    events.add_callback(PROGRESS, job.on_progress)
     job.update(state="preparing", message="loading images")
     try:
         result = fit(job.request, run_id=job.job_id, events=events, cancel=job.cancel_event)
         message = result.message
         if result.status == "completed":
             job.update(message="evaluating on validation, official test and leak-free test")
-            message = _evaluate_quietly(result.run_id) or message
+            message = _evaluate_quietly(result.run_id, events) or message
         job.update(state=result.status, result=result, message=message, eta_seconds=0.0)
     except Exception as error:  # the thread must survive any failure and report it
         job.update(state="failed", error=f"{type(error).__name__}: {error}", eta_seconds=None)

@@ -58,11 +58,11 @@ def made(checkpoints: Path, demo_dataset_dir: Path) -> Runs:
     second = fit(second_request).run_id
     for run_id in (first, second):
         evaluate_run(run_id, bootstrap_samples=200)
-    config = load_run(first).config
+    config = load_run(first).config.to_json()
 
     interrupted = RunWriter.create(config, model_name="cnn_fast")
     interrupted.set_status("running")
-    interrupted.append_history(load_run(first).history[0])
+    interrupted.append_history(load_run(first).history[0].to_json())
     write_status(interrupted, pid=dead_pid())
 
     damaged_config = RunWriter.create(config, model_name="cnn_fast")
@@ -180,9 +180,9 @@ def test_rename_and_tags_change_the_table(app: AppTest, made: Runs) -> None:
 
 
 def test_delete_asks_for_confirmation_and_refuses_a_running_run(app: AppTest, made: Runs) -> None:
-    doomed = RunWriter.create(load_run(made.first).config, model_name="cnn_fast")
+    doomed = RunWriter.create(load_run(made.first).config.to_json(), model_name="cnn_fast")
     doomed.set_status("cancelled")
-    live = RunWriter.create(load_run(made.first).config, model_name="cnn_fast")
+    live = RunWriter.create(load_run(made.first).config.to_json(), model_name="cnn_fast")
     live.set_status("running")  # this process, with a fresh heartbeat: really running
     app.run()
     app.selectbox(key="manage_run").set_value(doomed.run_id).run()
@@ -206,7 +206,7 @@ def test_evaluate_button_evaluates_and_reports_a_failure(
     app: AppTest, made: Runs, demo_dataset_dir: Path, tmp_path: Path
 ) -> None:
     fresh = fit(tiny_request(demo_dataset_dir, epochs=1, seed=2)).run_id
-    moved_config = load_run(made.first).config
+    moved_config = load_run(made.first).config.to_json()
     moved_config["data"]["root"] = str(tmp_path / "gone")
     moved = RunWriter.create(moved_config, model_name="cnn_fast")
     shutil.copy(load_run(made.first).path / "model.safetensors", moved.path)

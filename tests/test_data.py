@@ -12,6 +12,7 @@ from core.data import image_cache, index
 from core.data.discovery import DatasetError, discover
 from core.data.index import open_dataset
 from core.data.locate import resolve_dataset_dir
+from core.events import PROGRESS, Events
 
 
 def write_image(path: Path, seed: int, size: int = 32, mode: str = "L") -> None:
@@ -158,9 +159,9 @@ def test_decoded_image_cache_round_trip(tmp_path: Path, monkeypatch: pytest.Monk
     root = make_kaggle(tmp_path / "ds")
     dataset = open_dataset(root)
     calls: list[int] = []
-    images = image_cache.load_images(
-        dataset, 24, progress=lambda done, total, _: calls.append(done)
-    )
+    events = Events()
+    events.add_callback(PROGRESS, lambda stage: calls.append(stage.done))
+    images = image_cache.load_images(dataset, 24, events=events)
     assert images.shape == (len(dataset.frame), 24, 24)
     assert images.dtype == np.uint8
     assert calls and calls[-1] == len(dataset.frame)
@@ -179,6 +180,51 @@ def test_damaged_array_cache_is_rebuilt(tmp_path: Path) -> None:
     images = image_cache.load_images(dataset, 16)
     image_cache.array_cache_path(dataset, 16).write_bytes(b"not numpy")
     np.testing.assert_array_equal(image_cache.load_images(dataset, 16), images)
+
+
+def mixed_dataset(root: Path) -> Path:
+    """Kaggle layout with images to shrink, enlarge and keep, RGB, 16-bit, JPEG and junk."""
+    make_kaggle(root)
+    write_image(root / "Training" / "a" / "big_rgb.png", 101, size=300, mode="RGB")
+    write_image(root / "Training" / "a" / "exact.png", 102, size=index.INDEX_IMAGE_SIZE)
+    write_image(root / "Training" / "b" / "deep.png", 103, size=200, mode="I;16")
+    write_image(root / "Testing" / "b" / "photo.jpg", 104, size=180, mode="RGB")
+    (root / "Training" / "b" / "junk.png").write_bytes(b"not a picture")  # skipped: no row
+    return root
+
+
+def test_indexing_saves_the_audit_size_array_exactly_as_a_decode_would(tmp_path: Path) -> None:
+    from core.data.audit import AUDIT_IMAGE_SIZE
+
+    assert AUDIT_IMAGE_SIZE == index.INDEX_IMAGE_SIZE
+    dataset = open_dataset(mixed_dataset(tmp_path / "ds"))
+    assert any(item.path.endswith("junk.png") for item in dataset.skipped)
+    size = index.INDEX_IMAGE_SIZE
+    saved = np.load(image_cache.array_cache_path(dataset, size), allow_pickle=False)
+    fresh = image_cache.decode_all(dataset, size)
+    assert saved.dtype == fresh.dtype == np.uint8
+    assert saved.shape == fresh.shape == (len(dataset.frame), size, size)
+    assert saved.tobytes() == fresh.tobytes()
+
+
+def test_a_freshly_opened_dataset_is_not_decoded_again_at_the_audit_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.data import audit
+
+    root = mixed_dataset(tmp_path / "ds")
+    dataset = open_dataset(root)
+    size = index.INDEX_IMAGE_SIZE
+    with monkeypatch.context() as patch:
+        patch.setattr(image_cache, "decode_all", lambda *a, **k: pytest.fail("decoded again"))
+        images = image_cache.load_images(dataset, size)
+        audit.load_candidates(dataset)  # the audit reads the same array
+    assert images.shape == (len(dataset.frame), size, size)
+    write_image(root / "Training" / "a" / "new.png", 1234)
+    reopened = open_dataset(root)  # a new listing: its own array, the old one removed
+    kept = sorted(reopened.cache_dir().glob(f"images-{size}px-*.npy"))
+    assert kept == [image_cache.array_cache_path(reopened, size)]
+    assert len(np.load(kept[0])) == len(dataset.frame) + 1
 
 
 def test_resolve_prefers_explicit_then_environment(

@@ -33,7 +33,7 @@ def test_three_splits_side_by_side_and_consistent_with_the_predictions(
     stored = evaluate.stored_evaluation(info)
     assert stored is not None and set(stored["splits"]) == set(evaluate.SPLITS)
     val, test, leak_free = (stored["splits"][split] for split in evaluate.SPLITS)
-    assert val["n"] == info.config["dataset"]["val_images"]
+    assert val["n"] == info.config.dataset.val_images
     # The demo dataset plants near-duplicates of training images in its test split.
     assert 0 < leak_free["n"] < test["n"] == 60
     predictions = evaluate.load_predictions(info)

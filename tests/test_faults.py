@@ -147,7 +147,7 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
         os.killpg(app.pid, signal.SIGKILL)
         app.wait(timeout=30)
         app.stdout.close()
-    assert load_run(killed.name, checkpoints).stored_status["status"] == "running"
+    assert load_run(killed.name, checkpoints).stored_status.status == "running"
 
     # The history up to the kill: every line whole, epochs 1..k in order, none lost.
     records = [json.loads(line) for line in history_lines(killed)]
@@ -158,11 +158,11 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
     # Start again: Home marks the run interrupted on disk; every page still works.
     app_again = fresh_app(checkpoints, demo_dataset_dir, monkeypatch)
     info = load_run(killed.name, checkpoints)
-    assert info.status == "interrupted" and info.stored_status["status"] == "interrupted"
-    assert "stopped without finishing" in info.stored_status["message"]
-    assert [record["epoch"] for record in info.history] == [r["epoch"] for r in records]
+    assert info.status == "interrupted" and info.stored_status.status == "interrupted"
+    assert "stopped without finishing" in info.stored_status.message
+    assert [record.epoch for record in info.history] == [r["epoch"] for r in records]
     assert not any("unreadable" in problem or "corrupt" in problem for problem in info.problems)
-    assert info.config["model"]["name"] == "cnn_fast"  # written once, atomically, never torn
+    assert info.config.model.name == "cnn_fast"  # written once, atomically, never torn
     app_again.switch_page("app_pages/compare.py").run()
     assert not app_again.exception
     table = app_again.dataframe[0].value.set_index("run")
@@ -179,7 +179,7 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
     assert weights_after.keys() == weights_before.keys()
     assert all(torch.equal(weights_after[key], weights_before[key]) for key in weights_before)
     assert load_run(neighbour.name, checkpoints).status == "completed"
-    assert Predictor.from_run(neighbour).classes == tuple(info.config["classes"])
+    assert Predictor.from_run(neighbour).classes == info.config.classes
     assert sorted(path.name for path in checkpoints.iterdir()) == sorted(
         [killed.name, neighbour.name]
     )  # no half-created run left behind
@@ -289,7 +289,7 @@ def test_every_damaged_run_is_listed_with_its_problem(damaged_folder: DamagedFol
         if run.problem:
             assert any(run.problem in problem for problem in info.problems), (run.kind, info)
     half_written = listed[damaged_folder.run("history line half-written").run_id]
-    assert [record["epoch"] for record in half_written.history] == [1]  # the whole line kept
+    assert [record.epoch for record in half_written.history] == [1]  # the whole line kept
     assert listed[damaged_folder.run("metrics not JSON").run_id].metrics is None
     assert listed[damaged_folder.run("config sections wrong").run_id].config is None
 

@@ -28,7 +28,14 @@ from core.runs.registry import (
 )
 from core.runs.writer import RunWriter
 
-CONFIG = {"model": {"name": "resnet18", "num_classes": 4}, "epochs": 3, "lr": 1e-3}
+# The smallest config.json a run can have: what rebuilds its model and its input.
+CONFIG = {
+    "classes": ["a", "b", "c", "d"],
+    "data": {"root": "/nowhere", "image_size": 64},
+    "model": {"name": "resnet18", "num_classes": 4, "in_channels": 3},
+    "preprocessing": {"image_size": 64, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3},
+    "train": {"epochs": 3, "lr": 1e-3},
+}
 
 
 def make_run(root: Path, model: str = "resnet18", config: dict | None = None) -> RunWriter:
@@ -86,14 +93,14 @@ def test_status_transitions_stamp_times(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     run.set_status("running", progress={"epoch": 1, "total_epochs": 3, "fraction": 0.33})
     first = load_run(run.run_id, tmp_path).stored_status
-    assert first["started_at"] and first["finished_at"] is None
+    assert first.started_at and first.finished_at is None
     run.heartbeat({"epoch": 2, "total_epochs": 3, "fraction": 0.66})
     run.set_status("running", message="epoch 2")
     run.set_status("failed", error="boom")
     info = load_run(run.run_id, tmp_path)
-    assert info.status == "failed" and info.stored_status["error"] == "boom"
-    assert info.stored_status["started_at"] == first["started_at"]
-    assert info.stored_status["finished_at"] and info.stored_status["progress"]["epoch"] == 2
+    assert info.status == "failed" and info.stored_status.error == "boom"
+    assert info.stored_status.started_at == first.started_at
+    assert info.stored_status.finished_at and info.stored_status.progress["epoch"] == 2
     with pytest.raises(RunError):
         run.set_status("exploded")
 
@@ -105,10 +112,10 @@ def test_history_skips_torn_line(tmp_path: Path) -> None:
     with (run.path / "history.jsonl").open("a") as handle:
         handle.write('{"epoch": 3, "lo')  # a crash mid-write
     info = load_run(run.run_id, tmp_path)
-    assert [r["epoch"] for r in info.history] == [1, 2]
+    assert [r.epoch for r in info.history] == [1, 2]
     assert "history.jsonl: 1 unreadable line skipped" in info.problems
     run.append_history({"epoch": 3, "loss": 0.3})  # must not glue onto the torn line
-    assert [r["epoch"] for r in load_run(run.run_id, tmp_path).history] == [1, 2, 3]
+    assert [r.epoch for r in load_run(run.run_id, tmp_path).history] == [1, 2, 3]
 
 
 def test_concurrent_history_appends(tmp_path: Path) -> None:
@@ -116,7 +123,8 @@ def test_concurrent_history_appends(tmp_path: Path) -> None:
 
     def append(worker: int) -> None:
         for step in range(50):
-            run.append_history({"worker": worker, "step": step, "pad": "x" * 200})
+            epoch = worker * 50 + step + 1  # history lines are epoch records
+            run.append_history({"epoch": epoch, "worker": worker, "pad": "x" * 200})
 
     threads = [threading.Thread(target=append, args=(worker,)) for worker in range(4)]
     for thread in threads:
@@ -125,6 +133,7 @@ def test_concurrent_history_appends(tmp_path: Path) -> None:
         thread.join()
     info = load_run(run.run_id, tmp_path)
     assert len(info.history) == 200 and info.problems == ()
+    assert sorted(record.epoch for record in info.history) == list(range(1, 201))
 
 
 def test_weights_round_trip(tmp_path: Path) -> None:
@@ -150,10 +159,13 @@ def test_weights_round_trip(tmp_path: Path) -> None:
 
 def test_metrics_merge(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    run.save_metrics({"val": {"accuracy": 0.9}, "epochs": 3})
-    run.save_metrics({"test": {"accuracy": 0.8}, "epochs": 4})
+    run.save_metrics({"val": {"accuracy": 0.9}, "epochs_run": 3})
+    run.save_metrics({"train_seconds": 5.0, "epochs_run": 4})
+    stored = json.loads((run.path / "metrics.json").read_text())
+    assert stored == {"val": {"accuracy": 0.9}, "epochs_run": 4, "train_seconds": 5.0}
     metrics = load_run(run.run_id, tmp_path).metrics
-    assert metrics == {"val": {"accuracy": 0.9}, "epochs": 4, "test": {"accuracy": 0.8}}
+    assert metrics.val.accuracy == 0.9 and metrics.epochs_run == 4
+    assert metrics.train_seconds == 5.0
 
 
 def test_failed_replace_keeps_old_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,8 +243,8 @@ def test_interrupted_detection_and_marking(tmp_path: Path) -> None:
 
     assert sorted(mark_interrupted_runs(tmp_path)) == sorted([dead.run_id, stale.run_id])
     stored = load_run(dead.run_id, tmp_path).stored_status
-    assert stored["status"] == "interrupted" and stored["finished_at"]
-    assert load_run(live.run_id, tmp_path).stored_status["status"] == "running"
+    assert stored.status == "interrupted" and stored.finished_at
+    assert load_run(live.run_id, tmp_path).stored_status.status == "running"
     assert mark_interrupted_runs(tmp_path) == []
 
 
@@ -275,7 +287,7 @@ def test_delete(tmp_path: Path) -> None:
 
 
 def test_default_root_is_checkpoints_root() -> None:
-    run = RunWriter.create({"epochs": 1}, model_name="tiny")
+    run = RunWriter.create(CONFIG, model_name="tiny")
     assert run.path.parent == paths.checkpoints_root()
     assert run.run_id in {info.run_id for info in list_runs()}
     delete_run(run.run_id, allow_live=True)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.config import ModelConfig, Preprocessing, from_dict
+from core.config import ModelConfig
 from core.data.training_data import prepare_training_data
 from core.events import Events
 from core.models.build import build_model, split_frozen
@@ -55,15 +55,15 @@ def test_fit_lowers_the_loss_and_stores_a_complete_run(demo_dataset_dir: Path) -
     run = load_run(result.run_id)
     assert run.status == "completed" and not run.problems
     assert run.has_weights and len(run.history) == 4
-    assert run.metrics["best_epoch"] == result.best_epoch
-    assert run.metrics["val"]["accuracy"] == pytest.approx(result.val_accuracy)
+    assert run.metrics.best_epoch == result.best_epoch
+    assert run.metrics.val.accuracy == pytest.approx(result.val_accuracy)
     config = run.config
-    assert config["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
-    assert config["model"]["num_classes"] == 4
-    assert config["weights_source"] == {"kind": "random-init"}
-    assert Path(config["dataset"]["split_manifest"]).is_file()
-    assert config["dataset"]["synthetic"] is True
-    assert {"torch", "torchvision", "python"} <= set(config["versions"])
+    assert config.classes == ("glioma", "meningioma", "notumor", "pituitary")
+    assert config.model.num_classes == 4
+    assert config.weights_source.kind == "random-init" and not config.weights_source.pretrained
+    assert Path(config.dataset.split_manifest).is_file()
+    assert config.dataset.synthetic is True
+    assert {"torch", "torchvision", "python"} <= set(config.versions)
 
 
 def test_same_config_and_seed_give_the_same_history(demo_dataset_dir: Path) -> None:
@@ -72,22 +72,22 @@ def test_same_config_and_seed_give_the_same_history(demo_dataset_dir: Path) -> N
     second = load_run(fit(request).run_id).history
     for one, other in zip(first, second, strict=True):
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-            assert one[key] == other[key], key
+            assert getattr(one, key) == getattr(other, key), key
 
 
 def test_checkpoint_round_trip_gives_identical_logits(demo_dataset_dir: Path) -> None:
     result = fit(tiny_request(demo_dataset_dir, epochs=2))
     run = load_run(result.run_id)
-    model_config = from_dict(ModelConfig, run.config["model"])
+    model_config = run.config.model
     model, source = build_model(model_config, state_dict=load_weights(run))
     assert source is None
-    preprocessing = from_dict(Preprocessing, run.config["preprocessing"])
+    preprocessing = run.config.preprocessing
     data = prepare_training_data(tiny_request(demo_dataset_dir).data)
     images, labels = data.subset("val")
     settings = StepSettings(preprocessing, torch.device("cpu"))
     again = evaluate(model, images, labels, loss_function=nn.CrossEntropyLoss(), settings=settings)
-    assert again.loss == pytest.approx(run.metrics["val"]["loss"], abs=1e-6)
-    assert again.accuracy == pytest.approx(run.metrics["val"]["accuracy"])
+    assert again.loss == pytest.approx(run.metrics.val.loss, abs=1e-6)
+    assert again.accuracy == pytest.approx(run.metrics.val.accuracy)
     reloaded, _ = build_model(model_config, state_dict=load_weights(run))
     reloaded.eval()
     x = settings.prepare(images[:4])
@@ -110,7 +110,7 @@ def test_cancel_stops_within_a_batch_and_leaves_a_cancelled_run(demo_dataset_dir
     assert len(batches) == 5  # not one batch more
     run = load_run(result.run_id)
     assert run.status == "cancelled"
-    assert run.stored_status["finished_at"] is not None
+    assert run.stored_status.finished_at is not None
     assert not run.damaged
 
 
@@ -154,7 +154,7 @@ def test_a_killed_training_process_leaves_an_interrupted_run(demo_dataset_dir: P
     assert not any("unreadable" in problem for problem in new.problems)
     assert json.loads((new.path / "config.json").read_text())["model"]["name"] == "cnn_fast"
     assert new.run_id in mark_interrupted_runs(root)
-    assert load_run(new.run_id, root).stored_status["status"] == "interrupted"
+    assert load_run(new.run_id, root).stored_status.status == "interrupted"
 
 
 def test_out_of_memory_halves_the_batch_and_tells_the_user(
@@ -178,7 +178,7 @@ def test_out_of_memory_halves_the_batch_and_tells_the_user(
     result = fit(tiny_request(demo_dataset_dir, epochs=1, batch_size=64), events=events)
     assert result.status == "completed"
     assert sizes == [64, 32, 16]
-    assert load_run(result.run_id).metrics["batch_size"] == 16
+    assert load_run(result.run_id).metrics.batch_size == 16
     assert any("batch size halved to 16" in message for message in messages)
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.cli.progress import StderrProgress
+from core.cli.progress import progress_events
 from core.data import audit
 from core.data.index import open_dataset
 
@@ -18,7 +18,7 @@ def _print_json(payload: Any) -> None:
 
 def command_dataset(arguments: argparse.Namespace) -> int:
     """Describe a dataset folder: layout, classes, counts per split, skipped files."""
-    dataset = open_dataset(Path(arguments.data_dir), progress=StderrProgress())
+    dataset = open_dataset(Path(arguments.data_dir), events=progress_events())
     summary = {
         "root": str(dataset.root),
         "layout": dataset.layout,
@@ -45,8 +45,9 @@ def command_dataset(arguments: argparse.Namespace) -> int:
 
 def command_audit(arguments: argparse.Namespace) -> int:
     """Find exact and near-duplicates, within and across splits, and the leak-free test subset."""
-    dataset = open_dataset(Path(arguments.data_dir), progress=StderrProgress())
-    report = audit.run_audit(dataset, arguments.threshold, progress=StderrProgress())
+    events = progress_events()
+    dataset = open_dataset(Path(arguments.data_dir), events=events)
+    report = audit.run_audit(dataset, arguments.threshold, events=events)
     summary = audit.summarize(dataset, report)
     summary["leak_free_manifest"] = str(audit.save_leak_free_manifest(dataset, report))
     if arguments.pairs_csv:

@@ -19,11 +19,11 @@ def _percent_with_interval(summary: dict[str, Any] | None, key: str) -> str:
 
 def command_evaluate(arguments: argparse.Namespace) -> int:
     """Metrics of one run on validation, official test and leak-free test, side by side."""
-    from core.cli.progress import StderrProgress
+    from core.cli.progress import progress_events
     from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, evaluate_run, split_summary
 
     evaluation = evaluate_run(
-        arguments.run, force=arguments.force, progress=StderrProgress(not arguments.json)
+        arguments.run, force=arguments.force, events=progress_events(not arguments.json)
     )
     wanted = SPLITS if arguments.split == "all" else (SPLIT_CHOICES[arguments.split],)
     summaries = {split: split_summary(evaluation, split) for split in wanted}
@@ -54,7 +54,7 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
 
 def command_compare(arguments: argparse.Namespace) -> int:
     """Runs side by side on the same images, with McNemar's test for every pair."""
-    from core.cli.progress import StderrProgress
+    from core.cli.progress import progress_events
     from core.evaluation.comparison import compare
     from core.evaluation.evaluate import SPLIT_LABELS, evaluate_run
     from core.runs.registry import resolve_run
@@ -62,7 +62,7 @@ def command_compare(arguments: argparse.Namespace) -> int:
     if len(arguments.runs) < 2:
         raise ValueError("compare needs at least two runs")
     for run in arguments.runs:
-        evaluate_run(run, progress=StderrProgress(not arguments.json))  # stored after the first
+        evaluate_run(run, events=progress_events(not arguments.json))  # stored after the first
     infos = [resolve_run(run) for run in arguments.runs]
     result = compare(infos)
     if arguments.json:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -14,8 +13,6 @@ from core.config import AUGMENT_PARTS, augmentation  # plain dataclasses: no tor
 from core.training.recipes import AUTO, OPTION_NAMES, RECIPE_CHOICES, TrainingOptions
 
 if TYPE_CHECKING:
-    from core.events import Events
-    from core.training.progress import BatchEvent
     from core.training.request import TrainingRequest
 
 # The training stack (torch, torchvision, the model zoo) is imported inside the commands that
@@ -72,49 +69,17 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
     )
 
 
-def _progress_printer(enabled: bool) -> Events:
-    from core.events import Events
-
-    events = Events()
-    if not enabled:
-        return events
-    interactive = sys.stderr.isatty()
-
-    def on_batch(event: BatchEvent) -> None:
-        if interactive:
-            eta = f"{event.eta_seconds:5.0f}s" if event.eta_seconds is not None else "   ? s"
-            print(
-                f"\repoch {event.epoch}/{event.total_epochs} "
-                f"batch {event.batch}/{event.total_batches} loss {event.loss:.3f} "
-                f"{event.images_per_second:6.0f} img/s ETA {eta}",
-                end="", file=sys.stderr, flush=True,
-            )  # fmt: skip
-
-    def on_epoch(record: dict[str, Any]) -> None:
-        prefix = "\r" if interactive else ""
-        print(
-            f"{prefix}epoch {record['epoch']}: train loss {record['train_loss']:.4f} "
-            f"acc {record['train_accuracy']:.3f} | val loss {record['val_loss']:.4f} "
-            f"acc {record['val_accuracy']:.3f} | {record['images_per_second']:.0f} img/s "
-            f"| {record['elapsed_seconds']:.0f}s",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
-
-    events.add_callback("batch", on_batch)
-    events.add_callback("epoch", on_epoch)
-    events.add_callback("message", lambda message: print(message, file=sys.stderr, flush=True))
-    return events
-
-
 def command_train(arguments: argparse.Namespace) -> int:
     """Train one model; Ctrl+C cancels cleanly (the run is kept, marked cancelled)."""
+    from core.cli.progress import training_events
     from core.training.fit import fit
 
     request = request_from_arguments(arguments)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
-        result = fit(request, events=_progress_printer(not arguments.quiet), cancel=cancel)
+        events = training_events(not arguments.quiet)
+        result = fit(request, events=events, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
     evaluation = None

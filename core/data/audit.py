@@ -24,13 +24,13 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from core.data.image_cache import load_images
-from core.data.index import Dataset
-from core.events import ProgressCallback
 from core.atomic_files import write_bytes_atomic, write_with_atomic
+from core.data.image_cache import load_images
+from core.data.index import INDEX_IMAGE_SIZE, Dataset
+from core.events import Events, report_progress
 
 AUDIT_VERSION = 1
-AUDIT_IMAGE_SIZE = 128
+AUDIT_IMAGE_SIZE = INDEX_IMAGE_SIZE  # the thumbnails indexing saves: no second decode
 DESCRIPTOR_SIZE = 64
 DEFAULT_THRESHOLD = 0.05
 # Candidates kept beyond the threshold so the page can move the threshold without recomputing.
@@ -76,7 +76,7 @@ def _exact_pairs(pixel_hashes: pd.Series) -> set[tuple[int, int]]:
 
 
 def _neighbour_pairs(
-    descriptors: np.ndarray, progress: ProgressCallback | None
+    descriptors: np.ndarray, events: Events | None
 ) -> tuple[dict[tuple[int, int], float], np.ndarray]:
     """Close pairs (i < j) and each image's nearest-neighbour distance, by blocked matmul."""
     count = len(descriptors)
@@ -96,21 +96,22 @@ def _neighbour_pairs(
                 if value <= CANDIDATE_RADIUS:
                     pair = (min(start + row, int(column)), max(start + row, int(column)))
                     pairs[pair] = value
-        if progress is not None:
-            progress(stop, count, f"Comparing images: {stop}/{count}")
+        report_progress(events, "audit", stop, count, f"Comparing images: {stop}/{count}")
     return pairs, np.clip(nearest, 0.0, 2.0)
 
 
 def find_candidates(
-    dataset: Dataset, images: np.ndarray, progress: ProgressCallback | None = None
+    dataset: Dataset, images: np.ndarray, events: Events | None = None
 ) -> AuditCandidates:
     """Compute descriptors of `images` (index order) and collect candidate duplicate pairs."""
     descriptors = np.empty((len(images), DESCRIPTOR_SIZE * DESCRIPTOR_SIZE), dtype=np.float32)
     for position, image in enumerate(images):
         descriptors[position] = slice_descriptor(image)
-        if progress is not None and (position + 1) % 500 == 0:
-            progress(position + 1, len(images), f"Describing images: {position + 1}/{len(images)}")
-    close, nearest = _neighbour_pairs(descriptors, progress)
+        if (position + 1) % 500 == 0:
+            done = position + 1
+            message = f"Describing images: {done}/{len(images)}"
+            report_progress(events, "audit", done, len(images), message)
+    close, nearest = _neighbour_pairs(descriptors, events)
     exact = _exact_pairs(dataset.frame["pixel_hash"])
     for pair in exact:
         close[pair] = 0.0
@@ -134,7 +135,7 @@ def candidates_are_cached(dataset: Dataset) -> bool:
     return _cache_path(dataset).is_file()
 
 
-def load_candidates(dataset: Dataset, progress: ProgressCallback | None = None) -> AuditCandidates:
+def load_candidates(dataset: Dataset, events: Events | None = None) -> AuditCandidates:
     """Audit candidates from the cache, or computed once (under a minute for 7,000 images)."""
     path = _cache_path(dataset)
     try:
@@ -144,8 +145,8 @@ def load_candidates(dataset: Dataset, progress: ProgressCallback | None = None) 
             return candidates
     except (OSError, ValueError, TypeError, KeyError):
         pass  # missing or damaged: recompute
-    images = load_images(dataset, AUDIT_IMAGE_SIZE, progress)
-    candidates = find_candidates(dataset, images, progress)
+    images = load_images(dataset, AUDIT_IMAGE_SIZE, events)
+    candidates = find_candidates(dataset, images, events)
     write_with_atomic(
         path, lambda handle: np.savez(handle, **candidates.__dict__, allow_pickle=False)
     )
@@ -275,18 +276,18 @@ def save_leak_free_manifest(dataset: Dataset, report: AuditReport) -> Path:
 def audit_report(
     dataset: Dataset,
     threshold: float = DEFAULT_THRESHOLD,
-    progress: ProgressCallback | None = None,
+    events: Events | None = None,
 ) -> AuditReport:
     """The audit of `dataset` at `threshold`, from the cached candidates (computed once)."""
-    return build_report(dataset, load_candidates(dataset, progress), threshold)
+    return build_report(dataset, load_candidates(dataset, events), threshold)
 
 
 def run_audit(
     dataset: Dataset,
     threshold: float = DEFAULT_THRESHOLD,
-    progress: ProgressCallback | None = None,
+    events: Events | None = None,
 ) -> AuditReport:
     """Audit `dataset` (cached) at `threshold` and save the leak-free test manifest."""
-    report = audit_report(dataset, threshold, progress)
+    report = audit_report(dataset, threshold, events)
     save_leak_free_manifest(dataset, report)
     return report

@@ -11,18 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.index import Dataset
 from core.data.discovery import DatasetError
-from core.events import ProgressCallback
-from core.imaging.pixels import ImageReadError
+from core.data.index import Dataset, array_cache_path, save_image_array
+from core.events import Events, report_progress
+from core.imaging.pixels import ImageReadError, resize_square
 from core.imaging.reader import read_image
-from core.atomic_files import write_with_atomic
-from core.imaging.pixels import resize_square
-
-
-def array_cache_path(dataset: Dataset, size: int) -> Path:
-    """Where the decoded array of `dataset` at `size` pixels is cached."""
-    return dataset.cache_dir() / f"images-{size}px-{dataset.listing_fingerprint}.npy"
 
 
 def _decode_resized(path: Path, size: int) -> np.ndarray:
@@ -35,7 +28,7 @@ def _decode_resized(path: Path, size: int) -> np.ndarray:
         ) from error
 
 
-def decode_all(dataset: Dataset, size: int, progress: ProgressCallback | None = None) -> np.ndarray:
+def decode_all(dataset: Dataset, size: int, events: Events | None = None) -> np.ndarray:
     """Decode every indexed image to a (N, size, size) uint8 array, in index order."""
     files = dataset.absolute_paths()
     result = np.empty((len(files), size, size), dtype=np.uint8)
@@ -44,20 +37,13 @@ def decode_all(dataset: Dataset, size: int, progress: ProgressCallback | None = 
         for position, image in enumerate(decoded):
             result[position] = image
             done = position + 1
-            if progress is not None and (done % 200 == 0 or done == len(files)):
-                progress(done, len(files), f"Decoding images at {size} px: {done}/{len(files)}")
+            if done % 200 == 0 or done == len(files):
+                message = f"Decoding images at {size} px: {done}/{len(files)}"
+                report_progress(events, "decode", done, len(files), message)
     return result
 
 
-def _remove_stale(dataset: Dataset, size: int, keep: Path) -> None:
-    for stale in dataset.cache_dir().glob(f"images-{size}px-*.npy"):
-        if stale != keep:
-            stale.unlink(missing_ok=True)
-
-
-def load_images(
-    dataset: Dataset, size: int, progress: ProgressCallback | None = None
-) -> np.ndarray:
+def load_images(dataset: Dataset, size: int, events: Events | None = None) -> np.ndarray:
     """The (N, size, size) uint8 array of all images, from the cache or decoded once and cached."""
     if size < 8 or size > 1024:
         raise ValueError(f"image size {size} is outside 8..1024 pixels")
@@ -69,7 +55,6 @@ def load_images(
             return cached
     except (OSError, ValueError):
         pass  # missing or damaged: rebuild below
-    images = decode_all(dataset, size, progress)
-    write_with_atomic(cache_path, lambda handle: np.save(handle, images, allow_pickle=False))
-    _remove_stale(dataset, size, keep=cache_path)
+    images = decode_all(dataset, size, events)
+    save_image_array(dataset, size, images)
     return images

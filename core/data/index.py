@@ -7,22 +7,25 @@ keyed by a listing fingerprint, so a second open of the same, unchanged folder i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
 from core import paths
+from core.atomic_files import read_json, write_json_atomic, write_with_atomic
 from core.data import synthetic
 from core.data.discovery import SPLIT_ORDER, DatasetError, DatasetLayout, SkippedFile, discover
-from core.imaging.pixels import ImageReadError, to_grayscale
+from core.events import Events, report_progress
+from core.imaging.pixels import ImageReadError, resize_square, to_grayscale
 from core.imaging.reader import read_image
-from core.atomic_files import read_json, write_json_atomic, write_with_atomic
-from core.events import ProgressCallback
-
 
 INDEX_VERSION = 1
+# Indexing decodes every image anyway: it also keeps it at this size (the audit's and cnn_fast's)
+# and saves that as the decoded-image cache, so no one decodes the dataset a second time for it.
+INDEX_IMAGE_SIZE = 128
 
 
 INDEX_COLUMNS = [
@@ -93,6 +96,21 @@ def dataset_cache_dir(root: Path) -> Path:
     return paths.cache_root() / "datasets" / f"{slug or 'dataset'}-{path_hash}"
 
 
+def array_cache_path(dataset: Dataset, size: int) -> Path:
+    """Where the decoded array of `dataset` at `size` pixels is cached."""
+    return dataset.cache_dir() / f"images-{size}px-{dataset.listing_fingerprint}.npy"
+
+
+def save_image_array(dataset: Dataset, size: int, images: np.ndarray) -> Path:
+    """Cache `images` (N, size, size) as the decoded array at `size`; drop older listings' ones."""
+    keep = array_cache_path(dataset, size)
+    write_with_atomic(keep, lambda handle: np.save(handle, images, allow_pickle=False))
+    for stale in dataset.cache_dir().glob(f"images-{size}px-*.npy"):
+        if stale != keep:
+            stale.unlink(missing_ok=True)
+    return keep
+
+
 def _listing_fingerprint(layout: DatasetLayout) -> str:
     # Sizes and modification times stand in for content: cheap to read, and any edit changes them.
     digest = hashlib.sha1(f"index-v{INDEX_VERSION}".encode())
@@ -102,8 +120,14 @@ def _listing_fingerprint(layout: DatasetLayout) -> str:
     return digest.hexdigest()[:16]
 
 
-def _describe_image(root: Path, relative: str) -> dict[str, object] | SkippedFile:
-    """One index row for an image file, or the reason it cannot be used."""
+def _describe_image(
+    root: Path, relative: str
+) -> tuple[dict[str, object], np.ndarray] | SkippedFile:
+    """One index row and the INDEX_IMAGE_SIZE thumbnail of an image file, or why it is unusable.
+
+    The thumbnail is `resize_square` of the same decode, exactly what the image cache would
+    compute; the full-size pixels are dropped on return.
+    """
     try:
         data = (root / relative).read_bytes()
     except OSError as error:
@@ -115,7 +139,9 @@ def _describe_image(root: Path, relative: str) -> dict[str, object] | SkippedFil
     gray = to_grayscale(image.pixels)
     pixel_digest = hashlib.sha1(f"{gray.shape}".encode())
     pixel_digest.update(np.ascontiguousarray(gray).data)
-    return {
+    # resize_square(image.pixels) starts with to_grayscale, which passes `gray` through as is.
+    thumbnail = resize_square(gray, INDEX_IMAGE_SIZE)
+    row = {
         "path": relative,
         "width": image.width,
         "height": image.height,
@@ -127,15 +153,21 @@ def _describe_image(root: Path, relative: str) -> dict[str, object] | SkippedFil
         "pixel_hash": pixel_digest.hexdigest(),
         "mean_intensity": float(gray.mean()),
     }
+    return row, thumbnail
 
 
 def build_index(
-    layout: DatasetLayout, progress: ProgressCallback | None = None
-) -> tuple[pd.DataFrame, list[SkippedFile]]:
-    """Decode every candidate image once: its size, channels and content hashes."""
+    layout: DatasetLayout, events: Events | None = None
+) -> tuple[pd.DataFrame, list[SkippedFile], np.ndarray]:
+    """Decode every candidate image once: its size, channels and content hashes.
+
+    Also gives the (rows, INDEX_IMAGE_SIZE, INDEX_IMAGE_SIZE) uint8 thumbnails, in row order.
+    """
     rows: list[dict[str, object]] = []
     skipped: list[SkippedFile] = []
     total = len(layout.files)
+    size = INDEX_IMAGE_SIZE
+    thumbnails = np.empty((total, size, size), dtype=np.uint8)
     # Decoding releases the GIL, so two threads use both cores of a small machine.
     with ThreadPoolExecutor(max_workers=2) as pool:
         described = pool.map(lambda item: _describe_image(layout.root, item[0]), layout.files)
@@ -145,11 +177,13 @@ def build_index(
             if isinstance(result, SkippedFile):
                 skipped.append(result)
             else:
-                rows.append({**result, "label": label, "split": split})
-            if progress is not None and (done % 200 == 0 or done == total):
-                progress(done, total, f"Indexing images: {done}/{total}")
+                row, thumbnail = result
+                thumbnails[len(rows)] = thumbnail
+                rows.append({**row, "label": label, "split": split})
+            if done % 200 == 0 or done == total:
+                report_progress(events, "index", done, total, f"Indexing images: {done}/{total}")
     frame = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    return frame, skipped
+    return frame, skipped, thumbnails[: len(rows)]
 
 
 def _load_cached_index(
@@ -183,14 +217,15 @@ def _save_index(
     )
 
 
-def open_dataset(root: Path, progress: ProgressCallback | None = None) -> Dataset:
+def open_dataset(root: Path, events: Events | None = None) -> Dataset:
     """Discover and index a dataset, reusing the cached index when the folder is unchanged."""
     layout = discover(root)
     listing_fingerprint = _listing_fingerprint(layout)
     cache_dir = dataset_cache_dir(layout.root)
     cached = _load_cached_index(cache_dir, listing_fingerprint)
+    thumbnails = None
     if cached is None:
-        frame, unreadable = build_index(layout, progress)
+        frame, unreadable, thumbnails = build_index(layout, events)
         _save_index(cache_dir, listing_fingerprint, frame, unreadable)
     else:
         frame, unreadable = cached
@@ -198,7 +233,7 @@ def open_dataset(root: Path, progress: ProgressCallback | None = None) -> Datase
         raise DatasetError(
             f"{layout.root}: none of the {len(layout.files)} image files could be read"
         )
-    return Dataset(
+    dataset = Dataset(
         root=layout.root,
         layout=layout.layout,
         classes=layout.classes,
@@ -207,3 +242,6 @@ def open_dataset(root: Path, progress: ProgressCallback | None = None) -> Datase
         listing_fingerprint=listing_fingerprint,
         synthetic=synthetic.is_synthetic_dataset(layout.root),
     )
+    if thumbnails is not None:  # the decode just done, kept: load_images at this size reads it
+        save_image_array(dataset, INDEX_IMAGE_SIZE, thumbnails)
+    return dataset

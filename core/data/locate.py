@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-import numpy as np
-import pandas as pd
+
 from core import paths
 from core.data import synthetic
-from core.data.discovery import SPLIT_ORDER, DatasetError, DatasetLayout, SkippedFile, discover
-from core.imaging.pixels import ImageReadError, to_grayscale
-from core.imaging.reader import read_image
-from core.atomic_files import read_json, write_json_atomic, write_with_atomic
+from core.data.discovery import DatasetError, discover
 
 
 def _looks_like_dataset(folder: Path) -> bool:

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
-from core.data.index import Dataset
-from core.data.discovery import DatasetError
 from core.atomic_files import write_bytes_atomic
+from core.data.discovery import DatasetError
+from core.data.index import Dataset
 
 ROLES = ("train", "val", "test")
 

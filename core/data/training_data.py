@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data import audit
-from core.data import splits
-from core.data.image_cache import load_images
 from core.config import DataConfig
+from core.data import audit, splits
+from core.data.image_cache import load_images
 from core.data.index import Dataset, open_dataset
-from core.events import ProgressCallback
+from core.events import Events
 
 
 @dataclass(frozen=True)
@@ -64,12 +63,10 @@ def _limit_per_class(
     return np.sort(np.concatenate(kept)) if kept else positions
 
 
-def prepare_training_data(
-    config: DataConfig, progress: ProgressCallback | None = None
-) -> TrainingData:
+def prepare_training_data(config: DataConfig, events: Events | None = None) -> TrainingData:
     """Open the dataset, split it (seeded, stratified, grouped) and load its pixels."""
-    dataset = open_dataset(Path(config.root), progress)
-    report = audit.audit_report(dataset, progress=progress) if config.grouped_split else None
+    dataset = open_dataset(Path(config.root), events)
+    report = audit.audit_report(dataset, events=events) if config.grouped_split else None
     manifest = splits.make_split(
         dataset,
         seed=config.split_seed,
@@ -86,7 +83,7 @@ def prepare_training_data(
         val_positions = _limit_per_class(val_positions, labels, val_per_class, config.split_seed)
     if len(val_positions) == 0 or len(train_positions) == 0:
         raise ValueError("the split left no training or no validation images; use more images")
-    images = load_images(dataset, config.image_size, progress)
+    images = load_images(dataset, config.image_size, events)
     return TrainingData(
         dataset=dataset,
         manifest=manifest,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.config import AugmentConfig, from_dict
 from core.evaluation import metrics
-from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, load_predictions, stored_evaluation
-from core.evaluation.run_selection import evaluation_of
-from core.runs.registry import RunInfo, number_or_none
+from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, load_predictions
+from core.evaluation.run_selection import report_of, stored_evaluation
+from core.runs.registry import RunInfo
 
 PAIRED_SPLITS = ("test", "leak_free_test")
 
@@ -25,10 +24,9 @@ def _interval(report: dict | None, key: str) -> tuple[float | None, float | None
     return report.get(key), low, high
 
 
-def _numbers(values: list[Any]) -> list[float]:
-    """The numeric values of a history column (a damaged line may hold anything)."""
-    numbers = (number_or_none(value) for value in values)
-    return [number for number in numbers if number is not None]
+def _numbers(values: Iterable[float | None]) -> list[float]:
+    """The values of a history column that are numbers (a damaged line reads as None)."""
+    return [value for value in values if value is not None]
 
 
 def _same_dataset(a: RunInfo, b: RunInfo) -> bool:
@@ -37,54 +35,39 @@ def _same_dataset(a: RunInfo, b: RunInfo) -> bool:
     return bool(first and second and first.get("dataset") == second.get("dataset"))
 
 
-def _augmentation(config: dict[str, Any]) -> str | None:
-    """'flip+geometry+intensity', 'flip', 'none'; None when the config does not say."""
-    try:
-        augment = from_dict(AugmentConfig, (config.get("train") or {}).get("augment"))
-    except (AttributeError, TypeError, ValueError):  # a damaged or very old config
-        return None
-    return augment.label
-
-
 def run_row(info: RunInfo) -> dict[str, Any]:
     """What the runs table shows of one run; missing facts are None, never an exception."""
-    config = info.config or {}
-    model = config.get("model") or {}
-    run_metrics = info.metrics or {}
-    history = info.history
-    val_accuracies = [row.get("val_accuracy") for row in history if "val_accuracy" in row]
-    val_losses = [row.get("val_loss") for row in history if "val_loss" in row]
-    speeds = _numbers([row.get("images_per_second") for row in history])
-    evaluation = stored_evaluation(info) or {}
-    reports = evaluation.get("splits") or {}
+    config, run_metrics, history = info.config, info.metrics, info.history
+    speeds = _numbers(record.images_per_second for record in history)
+    evaluation = stored_evaluation(info)
     row: dict[str, Any] = {
         "run": info.run_id,
         "name": info.display_name,
         "status": "damaged" if info.damaged else info.status,
-        "model": model.get("name"),
-        "family": config.get("model_family"),
+        "model": info.model_name,
+        "family": config.model_family if config else None,
         # Recorded from the weights actually loaded, not from what was asked for.
-        "pretrained": (config.get("weights_source") or {}).get("kind", "random-init")
-        != "random-init",
-        "freeze": model.get("freeze"),
-        "image_size": (config.get("data") or {}).get("image_size"),
-        "augmentation": _augmentation(config),
-        "epochs": run_metrics.get("epochs_run", len(history) or None),
-        "parameters": (config.get("parameters") or {}).get("total"),
-        "train_seconds": run_metrics.get("train_seconds"),
+        "pretrained": config.weights_source.pretrained if config else False,
+        "freeze": config.model.freeze if config else None,
+        "image_size": config.data.image_size if config else None,
+        "augmentation": config.train.augment.label if config and config.train else None,
+        "recipe": (config.recipe.name or "none") if config else None,
+        "epochs": (run_metrics.epochs_run if run_metrics else None) or len(history) or None,
+        "parameters": config.parameters.total if config else None,
+        "train_seconds": run_metrics.train_seconds if run_metrics else None,
         "images_per_second": float(np.median(speeds)) if speeds else None,
-        "best_val_accuracy": max(_numbers(val_accuracies), default=None),
-        "best_val_loss": min(_numbers(val_losses), default=None),
+        "best_val_accuracy": max(_numbers(r.val_accuracy for r in history), default=None),
+        "best_val_loss": min(_numbers(r.val_loss for r in history), default=None),
         "tags": ", ".join(info.tags),
         "created": info.created_at,
     }
     for split in ("test", "leak_free_test"):
-        value, low, high = _interval(reports.get(split), "accuracy")
+        value, low, high = _interval(report_of(info, split), "accuracy")
         row.update({f"{split}_accuracy": value, f"{split}_low": low, f"{split}_high": high})
-    test_report = reports.get("test") or {}
+    test_report = report_of(info, "test") or {}
     row["test_macro_f1"] = test_report.get("macro_f1")
     row["test_ece"] = test_report.get("ece")
-    row["evaluated"] = bool(evaluation)
+    row["evaluated"] = evaluation is not None
     return row
 
 
@@ -130,17 +113,15 @@ def compare(infos: list[RunInfo]) -> dict[str, Any]:
     """Every run's headline numbers per split and McNemar's test of every pair of runs."""
     summary = []
     for info in infos:
-        evaluation = stored_evaluation(info) or {}
-        reports = evaluation.get("splits") or {}
         summary.append(
             {
                 "run": info.run_id,
-                "model": ((info.config or {}).get("model") or {}).get("name"),
-                "train_seconds": (info.metrics or {}).get("train_seconds"),
-                "parameters": ((info.config or {}).get("parameters") or {}).get("total"),
+                "model": info.model_name,
+                "train_seconds": info.metrics.train_seconds if info.metrics else None,
+                "parameters": info.config.parameters.total if info.config else None,
                 **{
                     split: {
-                        key: (reports.get(split) or {}).get(key)
+                        key: (report_of(info, split) or {}).get(key)
                         for key in ("n", "accuracy", "accuracy_ci", "macro_f1", "ece")
                     }
                     for split in SPLITS
@@ -222,8 +203,8 @@ def calibration_table(evaluations: dict[str, dict], split: str) -> pd.DataFrame:
 
 def paired_tests(a: RunInfo, b: RunInfo) -> tuple[pd.DataFrame, str | None]:
     """McNemar's test of A against B on each test split, and a problem that prevents it."""
-    fingerprint_a = (evaluation_of(a) or {}).get("dataset")
-    fingerprint_b = (evaluation_of(b) or {}).get("dataset")
+    fingerprint_a = (stored_evaluation(a) or {}).get("dataset")
+    fingerprint_b = (stored_evaluation(b) or {}).get("dataset")
     if fingerprint_a != fingerprint_b:
         return pd.DataFrame(), "the two runs were evaluated on different datasets: not paired"
     rows = []

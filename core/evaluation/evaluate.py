@@ -21,14 +21,15 @@ import torch
 from torch import nn
 
 from core.atomic_files import write_bytes_atomic
-from core.config import DataConfig, Preprocessing, from_dict
+from core.config import Preprocessing
 from core.data import audit
 from core.data.training_data import TrainingData, prepare_training_data
-from core.device import detect_device
+from core.device import compute_policy
 from core.evaluation import metrics
-from core.events import ProgressCallback
+from core.events import Events, report_progress
 from core.inference.predictor import load_model
 from core.runs.layout import iso, utcnow
+from core.runs.records import RunConfig
 from core.runs.registry import RunInfo, resolve_run
 from core.runs.writer import RunWriter
 from core.training.loops import StepSettings, evaluate
@@ -55,20 +56,20 @@ class EvaluationSets:
     split_matches_training: bool
 
 
-def evaluation_sets(config: dict, progress: ProgressCallback | None = None) -> EvaluationSets:
+def evaluation_sets(config: RunConfig, events: Events | None = None) -> EvaluationSets:
     """Rebuild the run's split (seeded, so identical to training's) and the leak-free subset."""
-    data_config = from_dict(DataConfig, config["data"])
+    data_config = config.data
     if not Path(data_config.root).is_dir():
         raise EvaluationError(f"the run's dataset {data_config.root} is not on this machine")
-    data = prepare_training_data(data_config, progress)
-    if list(data.classes) != list(config["classes"]):
+    data = prepare_training_data(data_config, events)
+    if tuple(data.classes) != config.classes:
         raise EvaluationError(
             f"the dataset's classes {list(data.classes)} differ from the run's "
-            f"{list(config['classes'])}"
+            f"{list(config.classes)}"
         )
     report = data.audit_report  # built for the grouped split; None for an ungrouped one
     if report is None:
-        report = audit.audit_report(data.dataset, progress=progress)
+        report = audit.audit_report(data.dataset, events=events)
     audit.save_leak_free_manifest(data.dataset, report)
     leakage = report.test_leakage
     positions = {
@@ -76,16 +77,23 @@ def evaluation_sets(config: dict, progress: ProgressCallback | None = None) -> E
         "test": data.manifest.positions("test"),
         "leak_free_test": leakage.loc[leakage["leakage"] == "none", "position"].to_numpy(),
     }
-    recorded = (config.get("dataset") or {}).get("split_manifest_digest")
+    recorded = config.dataset.split_manifest_digest
     return EvaluationSets(
         data, positions, report.threshold, recorded in (None, data.manifest.digest)
     )
 
 
 def stored_evaluation(info: RunInfo) -> dict[str, Any] | None:
-    """The evaluation kept in the run's metrics.json, when it is there and current."""
-    evaluation = (info.metrics or {}).get("evaluation")
+    """The evaluation report kept in the run's metrics.json, when it is current and whole.
+
+    The report is this module's versioned JSON document (see docs/architecture.md): its shape
+    is checked here, once, so readers index `splits`, `calibration` and `classes` safely.
+    """
+    evaluation = info.metrics.evaluation if info.metrics else None
     if not isinstance(evaluation, dict) or evaluation.get("version") != EVALUATION_VERSION:
+        return None
+    shapes = {"splits": dict, "calibration": dict, "classes": list}
+    if any(not isinstance(evaluation.get(key), kind) for key, kind in shapes.items()):
         return None
     return evaluation
 
@@ -95,7 +103,7 @@ def evaluate_run(
     *,
     force: bool = False,
     bootstrap_samples: int = 1000,
-    progress: ProgressCallback | None = None,
+    events: Events | None = None,
 ) -> dict[str, Any]:
     """The run's evaluation: computed once (then stored in metrics.json) and reused."""
     info = resolve_run(run)
@@ -104,14 +112,14 @@ def evaluate_run(
         raise EvaluationError(f"run {info.run_id} cannot be evaluated: {problems}")
     cached = stored_evaluation(info)
     if cached is not None and not force:
-        dataset_root = Path(info.config["data"]["root"])
+        dataset_root = Path(info.config.data.root)
         if not dataset_root.is_dir() or _fingerprint(dataset_root) == cached["dataset"]:
             return cached  # a moved dataset keeps its stored results
     started = time.perf_counter()
-    sets = evaluation_sets(info.config, progress)
+    sets = evaluation_sets(info.config, events)
     model = load_model(info)
-    preprocessing = from_dict(Preprocessing, info.config["preprocessing"])
-    table = _predict(model, preprocessing, sets, progress)
+    preprocessing = info.config.preprocessing
+    table = _predict(model, preprocessing, sets, events)
     evaluation = _summarise(info, sets, table, bootstrap_samples)
     evaluation["seconds"] = round(time.perf_counter() - started, 2)
     buffer = io.StringIO()
@@ -153,15 +161,19 @@ def _predict(
     model: nn.Module,
     preprocessing: Preprocessing,
     sets: EvaluationSets,
-    progress: ProgressCallback | None,
+    events: Events | None,
 ) -> pd.DataFrame:
     """One row per evaluated image (validation and test), with its class probabilities."""
     wanted = np.union1d(sets.positions["val"], sets.positions["test"])
-    device = torch.device("cuda" if detect_device().kind == "cuda" else "cpu")
-    settings = StepSettings(preprocessing, device, channels_last=True)
-    model.to(device)
-    if progress is not None:
-        progress(0, len(wanted), f"predicting {len(wanted)} validation and test images")
+    # fp32 on every machine (CUDA when present), so a run's scores do not depend on where they
+    # were computed; channels_last as in training.
+    policy = compute_policy(purpose="evaluate")
+    settings = StepSettings(
+        preprocessing, policy.device, bf16=policy.bf16, channels_last=policy.channels_last
+    )
+    model.to(policy.device)
+    message = f"Predicting {len(wanted)} validation and test images"
+    report_progress(events, "evaluate", 0, len(wanted), message)
     index = torch.from_numpy(wanted)
     result = evaluate(
         model,
@@ -170,8 +182,7 @@ def _predict(
         loss_function=nn.CrossEntropyLoss(),
         settings=settings,
     )
-    if progress is not None:
-        progress(len(wanted), len(wanted), f"predicted {len(wanted)} images")
+    report_progress(events, "evaluate", len(wanted), len(wanted), f"Predicted {len(wanted)} images")
     probabilities = metrics.softmax(result.logits)
     frame = sets.data.dataset.frame
     table = pd.DataFrame(

@@ -98,7 +98,19 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of metric(y_true, y_pred) over resampled items."""
+    """Percentile bootstrap confidence interval of metric(y_true, y_pred) over resampled items.
+
+    Same intervals as scipy.stats.bootstrap (paired, method="percentile", vectorized, rng=seed;
+    both draw default_rng(seed).integers(0, n, (samples, n)) while samples * n fits one chunk),
+    kept because it is faster: best of 5 timeit runs, 1,000 resamples, 4 classes, ~97% accuracy,
+    on the project's 2-core AVX2 CPU, `python -m bench.bootstrap_speed`:
+
+        n      metric    ours     scipy paired      scipy on one pre-coded sample
+        1,311  accuracy  4.6 ms   14.7 ms (3.2x)    7.7 ms (1.7x)
+        1,311  macro-F1  9.2 ms   20.7 ms (2.3x)    10.0 ms (1.1x)
+        825    accuracy  3.0 ms    6.4 ms (2.2x)    3.7 ms (1.3x)
+        825    macro-F1  4.2 ms   13.7 ms (3.2x)    5.1 ms (1.2x)
+    """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:

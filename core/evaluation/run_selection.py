@@ -27,24 +27,19 @@ def run_labels(infos: Sequence[RunInfo]) -> dict[str, str]:
     }
 
 
-def evaluation_of(info: RunInfo) -> dict[str, Any] | None:
-    """The run's stored evaluation when it has the expected shape, else None."""
-    evaluation = stored_evaluation(info)
-    if not evaluation or not isinstance(evaluation.get("splits"), dict):
-        return None
-    return evaluation
-
-
 def report_of(info: RunInfo, split: str) -> dict[str, Any] | None:
-    """The run's classification report on `split`, or None when absent."""
-    report = ((evaluation_of(info) or {}).get("splits") or {}).get(split)
+    """The run's classification report on `split`, or None when it has none."""
+    evaluation = stored_evaluation(info)
+    report = evaluation["splits"].get(split) if evaluation else None
     return report if isinstance(report, dict) else None
 
 
 def class_names(info: RunInfo) -> list[str]:
     """The run's classes, in label order."""
-    classes = (evaluation_of(info) or {}).get("classes") or (info.config or {}).get("classes")
-    return [str(name) for name in classes] if isinstance(classes, list) else []
+    evaluation = stored_evaluation(info)
+    if evaluation:
+        return [str(name) for name in evaluation["classes"]]
+    return list(info.config.classes) if info.config else []
 
 
 def filter_options(table: pd.DataFrame, column: str) -> list[str]:
@@ -81,7 +76,7 @@ def comparable_runs(infos: Sequence[RunInfo]) -> list[str]:
     return [
         info.run_id
         for info in infos
-        if info.config is not None and (info.history or evaluation_of(info) is not None)
+        if info.config is not None and (info.history or stored_evaluation(info) is not None)
     ]
 
 
@@ -97,7 +92,7 @@ def default_selection(table: pd.DataFrame, choices: Sequence[str], count: int = 
 
 def evaluated_ids(infos: Sequence[RunInfo]) -> list[str]:
     """Ids of the runs with a stored evaluation."""
-    return [info.run_id for info in infos if evaluation_of(info) is not None]
+    return [info.run_id for info in infos if stored_evaluation(info) is not None]
 
 
 def pair_defaults(selected: Sequence[str], evaluated: Sequence[str]) -> tuple[int, int]:
@@ -109,17 +104,10 @@ def pair_defaults(selected: Sequence[str], evaluated: Sequence[str]) -> tuple[in
 
 def evaluation_candidates(infos: Sequence[RunInfo]) -> list[RunInfo]:
     """Completed, undamaged runs with weights that have no stored evaluation yet."""
-    return [
-        info
-        for info in infos
-        if info.status == "completed"
-        and info.has_weights
-        and not info.damaged
-        and evaluation_of(info) is None
-    ]
+    return [info for info in infos if info.usable and stored_evaluation(info) is None]
 
 
 def dataset_root(info: RunInfo) -> Path | None:
     """The run's dataset folder when it is on this machine."""
-    root = ((info.config or {}).get("data") or {}).get("root")
-    return Path(root) if isinstance(root, str) and Path(root).is_dir() else None
+    root = Path(info.config.data.root) if info.config else None
+    return root if root is not None and root.is_dir() else None

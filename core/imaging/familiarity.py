@@ -41,7 +41,9 @@ def training_ranges(images: np.ndarray) -> dict[str, list[float]]:
     return ranges
 
 
-def unfamiliar_reasons(pixels: np.ndarray, ranges: dict[str, list[float]] | None) -> list[str]:
+def unfamiliar_reasons(
+    pixels: np.ndarray, ranges: dict[str, tuple[float, float]] | None
+) -> list[str]:
     """Why `pixels` look unlike the training images (empty when they look alike)."""
     reasons = []
     if pixels.ndim == 3:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
@@ -57,10 +58,19 @@ def resize_map(cam: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, opacity: float = 0.45) -> np.ndarray:
-    """RGB uint8 image with the CAM drawn over it as an OpenCV JET heat map."""
-    gray = to_grayscale(image)
-    heat = cv2.applyColorMap(np.uint8(np.clip(cam, 0, 1) * 255), cv2.COLORMAP_JET)
-    heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)  # OpenCV colour maps are BGR
-    base = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    mixed = (1 - opacity) * base + opacity * heat.astype(np.float32)
-    return np.clip(mixed, 0, 255).astype(np.uint8)
+    """RGB uint8 image with the CAM drawn over it as an OpenCV JET heat map.
+
+    grad-cam's `show_cam_on_image` does the blend, (1 - opacity) * gray + opacity * heat, with
+    image_weight = 1 - opacity. Unlike a plain blend it then divides by the blend's maximum, so
+    the brightest pixel is always 255: a dim image (or opacity 0, the image alone) comes out
+    brighter. An all-black image at opacity 0 stays black. opacity must be in [0, 1].
+    """
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    gray = to_grayscale(image).astype(np.float32) / 255
+    base = np.repeat(gray[..., None], 3, axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: black image, opacity 0
+        return show_cam_on_image(
+            base, np.clip(cam, 0, 1), use_rgb=True, colormap=cv2.COLORMAP_JET,
+            image_weight=1 - opacity,
+        )  # fmt: skip

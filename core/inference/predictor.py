@@ -1,8 +1,9 @@
 """Predictor: a run folder alone (config.json + model.safetensors) -> class probabilities.
 
 The model is rebuilt from the run's config and its exact preprocessing (size, channels,
-normalisation) is applied through `core.transforms.prepare_images`, the function training
-used, so there is no train/serve skew.
+normalisation) is applied through `core.imaging.model_input.prepare_images`, the function
+training used, so there is no train/serve skew. The model runs where `core.device.compute_policy`
+says (CUDA when present, fp32); probabilities come back on the CPU.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import ModelConfig, Preprocessing, from_dict
+from core.config import Preprocessing
+from core.device import ComputePolicy, compute_policy
 from core.imaging.familiarity import unfamiliar_reasons
 from core.imaging.model_input import prepare_images
-from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_image
 from core.inference.explain import DEFAULT_CAM_METHOD, Explanation, activation_map, resize_map
 from core.models.build import build_model, cam_layer
@@ -36,10 +37,11 @@ def load_model(info: RunInfo) -> torch.nn.Module:
 
     RunError when they do not fit together (a hand-edited config, weights of another model).
     """
+    if info.config is None:
+        raise RunError(f"run {info.run_id} cannot be used: its config.json is unreadable")
     weights = load_weights(info)
     with _unusable_run(info):
-        model_config = from_dict(ModelConfig, info.config["model"])
-        model, _ = build_model(model_config, state_dict=weights)
+        model, _ = build_model(info.config.model, state_dict=weights)
     return model.eval()
 
 
@@ -86,8 +88,34 @@ class Predictor:
     preprocessing: Preprocessing
     model: torch.nn.Module
     spec: ModelSpec
-    input_ranges: dict[str, list[float]] | None = None
+    input_ranges: dict[str, tuple[float, float]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # None: compute_policy's choice for prediction (CUDA when present, fp32, plain layout).
+    policy: ComputePolicy | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = compute_policy(self.spec.name, purpose="predict")
+        memory_format = torch.channels_last if self.policy.channels_last else torch.preserve_format
+        self.model.to(self.policy.device, memory_format=memory_format)
+
+    @property
+    def compute(self) -> ComputePolicy:
+        """The policy in force (`policy`, filled in on construction)."""
+        assert self.policy is not None  # set in __post_init__
+        return self.policy
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model and its inputs live."""
+        return self.compute.device
+
+    def _inputs(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Decoded images -> the model's input batch, on the model's device."""
+        batch = prepare_images(images, self.preprocessing).to(self.device)
+        if self.compute.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
 
     @classmethod
     def from_run(cls, run: str | Path) -> Predictor:
@@ -102,20 +130,21 @@ class Predictor:
         with _unusable_run(info):
             return cls(
                 run_id=info.run_id,
-                classes=tuple(str(name) for name in info.config["classes"]),
-                preprocessing=from_dict(Preprocessing, info.config["preprocessing"]),
+                classes=info.config.classes,
+                preprocessing=info.config.preprocessing,
                 model=model,
-                spec=get_spec(info.config["model"]["name"]),
-                input_ranges=info.config.get("input_ranges"),
+                spec=get_spec(info.config.model.name),
+                input_ranges=info.config.input_ranges,
             )
 
     @torch.no_grad()
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
         """(N, classes) probabilities for decoded images of any size."""
-        batch = prepare_images(images, self.preprocessing)
-        with self.lock:  # explanation hooks (Grad-CAM) must never see another caller's batch
+        batch = self._inputs(images)
+        bf16 = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute.bf16)
+        with self.lock, bf16:  # explanation hooks (Grad-CAM) must never see another caller's batch
             logits = self.model(batch)
-        return torch.softmax(logits.float(), dim=1).numpy()
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def predict(self, image: np.ndarray, source: str = "image") -> Prediction:
         """The prediction for one decoded image, with a warning when the model is unsure."""
@@ -147,7 +176,7 @@ class Predictor:
             raise ValueError(
                 f"target class {target_class} is not one of 0..{len(self.classes) - 1}"
             )
-        x = prepare_images([image], self.preprocessing)
+        x = self._inputs([image])  # grad-cam runs on the model's device and returns numpy
         with self.lock:
             cam = activation_map(
                 self.model, cam_layer(self.model, self.spec), x,
@@ -158,6 +187,3 @@ class Predictor:
     def predict_file(self, path: Path) -> Prediction:
         """Read a file through the safe reader and predict it (ImageReadError when unreadable)."""
         return self.predict(read_image(path).pixels, source=str(path))
-
-
-__all__ = ["ImageReadError", "Prediction", "Predictor"]

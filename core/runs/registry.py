@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import socket
 import struct
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,32 +43,34 @@ from core.runs.layout import (
     run_created_at,
     utcnow,
 )
+from core.runs.records import (
+    EpochRecord,
+    Record,
+    RecordError,
+    RunConfig,
+    RunMetrics,
+    RunStatus,
+    parse_config,
+    parse_epoch,
+    parse_metrics,
+    parse_status,
+)
 
 _MAX_NAME, _MAX_TAG = 80, 30
 
 
-# Sections that pages and the predictor index into. A file that is valid JSON but holds another
-# type there (a hand edit, another tool) is reported and set aside, so no reader trips on it.
-_CONFIG_SECTIONS: dict[str, type] = {
-    "classes": list, "data": dict, "dataset": dict, "input_ranges": dict, "model": dict,
-    "parameters": dict, "preprocessing": dict, "train": dict, "weights_source": dict,
-}  # fmt: skip
-
-
-_METRICS_SECTIONS: dict[str, type] = {"evaluation": dict, "val": dict}
-
-
 @dataclass(frozen=True)
 class RunInfo:
-    """A run as read from disk, with its effective status and any problems found."""
+    """A run as read from disk: its files parsed once into typed records, its effective status
+    and any problems found. A file that could not be parsed is None, with its problem listed."""
 
     run_id: str
     path: Path
-    config: dict | None
+    config: RunConfig | None
     status: str
-    stored_status: dict | None
-    history: list[dict]
-    metrics: dict | None
+    stored_status: RunStatus | None
+    history: tuple[EpochRecord, ...]
+    metrics: RunMetrics | None
     name: str | None
     tags: tuple[str, ...]
     notes: str
@@ -85,8 +86,23 @@ class RunInfo:
     @property
     def damaged(self) -> bool:
         """Config unusable, status unreadable, or completed without usable weights."""
-        stored = (self.stored_status or {}).get("status")
+        stored = self.stored_status.status if self.stored_status else None
         return self.status == "damaged" or (stored == "completed" and not self.has_weights)
+
+    @property
+    def model_name(self) -> str | None:
+        """The registry name of the run's model, when its config is readable."""
+        return self.config.model.name if self.config else None
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """The best epoch's validation accuracy, as training recorded it."""
+        return self.metrics.val.accuracy if self.metrics and self.metrics.val else None
+
+    @property
+    def usable(self) -> bool:
+        """Completed, undamaged and with weights: it can be evaluated and can classify."""
+        return self.status == "completed" and not self.damaged and self.has_weights
 
 
 def is_process_alive(pid: int) -> bool:
@@ -104,59 +120,45 @@ def is_process_alive(pid: int) -> bool:
     return True
 
 
-def number_or_none(value: Any) -> float | None:
-    """A stored metric as a float, or None when a damaged file holds something else there."""
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if is_number and math.isfinite(value) else None
-
-
-def _read_object(
-    path: Path, problems: list[str], sections: dict[str, type], *, required: bool = True
-) -> dict | None:
-    """A JSON object file, or None with the reason added to `problems` (when it matters)."""
+def _read_record(
+    path: Path,
+    problems: list[str],
+    parse: Callable[[Any], Record],
+    *,
+    required: bool = True,
+) -> Record | None:
+    """One file parsed into its record, or None with the reason added to `problems`."""
     if not path.exists():
         if required:
             problems.append(f"{path.name} is missing")
         return None
     payload = read_json(path)
-    if not isinstance(payload, dict):
-        problems.append(
-            f"{path.name} is not valid JSON"
-            if payload is None
-            else f"{path.name} is not a JSON object"
-        )
+    if payload is None:
+        problems.append(f"{path.name} is not valid JSON")
         return None
-    wrong = [
-        key
-        for key, kind in sections.items()
-        if key in payload and not isinstance(payload[key], kind)
-    ]
-    if wrong:
-        problems.append(f"{path.name} has unreadable sections ({', '.join(wrong)})")
+    try:
+        return parse(payload)
+    except RecordError as error:
+        problems.append(f"{path.name} {error}")
         return None
-    return payload
 
 
-def _read_history(path: Path, problems: list[str]) -> list[dict]:
+def _read_history(path: Path, problems: list[str]) -> tuple[EpochRecord, ...]:
     try:
         raw = path.read_bytes()
     except OSError:
-        return []
+        return ()
     records, bad = [], 0
     for line in raw.splitlines():
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            record = None
-        if isinstance(record, dict):
-            records.append(record)
-        else:
+            records.append(parse_epoch(json.loads(line)))
+        except (ValueError, UnicodeDecodeError):  # RecordError is a ValueError too
             bad += 1
     if bad:
         problems.append(f"{HISTORY}: {bad} unreadable line{'s' if bad > 1 else ''} skipped")
-    return records
+    return tuple(records)
 
 
 def _weights_problem(path: Path) -> str | None:
@@ -178,20 +180,21 @@ def _weights_problem(path: Path) -> str | None:
     return None
 
 
-def _effective_status(stored: dict | None, config: dict | None, problems: list[str]) -> str:
+def _effective_status(
+    stored: RunStatus | None, config: RunConfig | None, problems: list[str]
+) -> str:
     if stored is None or config is None:
         return "damaged"
-    status = stored.get("status")
+    status = stored.status
     if status not in STATUSES:
         problems.append(f"{STATUS} has unknown status {status!r}")
         return "damaged"
     if status not in LIVE_STATUSES:
         return status
-    pid, host = stored.get("pid"), stored.get("host")
-    if host == socket.gethostname() and not is_process_alive(pid):
-        problems.append(f"{status} but its process (pid {pid}) is gone")
+    if stored.host == socket.gethostname() and not is_process_alive(stored.pid or 0):
+        problems.append(f"{status} but its process (pid {stored.pid}) is gone")
         return "interrupted"
-    beat = parse_iso(stored.get("heartbeat"))
+    beat = parse_iso(stored.heartbeat)
     age = (utcnow() - beat).total_seconds() if beat else None
     if age is None or age > HEARTBEAT_STALE_SECONDS:
         problems.append(
@@ -201,18 +204,26 @@ def _effective_status(stored: dict | None, config: dict | None, problems: list[s
     return status
 
 
+def _read_meta(path: Path, problems: list[str]) -> dict[str, Any]:
+    """The user's labels (name, tags, notes); a damaged file reads as none."""
+    meta = _read_record(path, problems, lambda payload: payload, required=False)
+    if meta is not None and not isinstance(meta, dict):
+        problems.append(f"{path.name} is not a JSON object")
+    return meta if isinstance(meta, dict) else {}
+
+
 def _read_run(folder: Path) -> RunInfo:
     problems: list[str] = []
-    config = _read_object(folder / CONFIG, problems, _CONFIG_SECTIONS)
-    stored = _read_object(folder / STATUS, problems, {})
+    config = _read_record(folder / CONFIG, problems, parse_config)
+    stored = _read_record(folder / STATUS, problems, parse_status)
     status = _effective_status(stored, config, problems)
-    meta = _read_object(folder / META, problems, {}, required=False) or {}
+    meta = _read_meta(folder / META, problems)
     tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
     weights_problem = _weights_problem(folder / WEIGHTS)
     # Missing weights are normal until a run completes; corrupt ones are always worth saying.
     if weights_problem and ((folder / WEIGHTS).exists() or status == "completed"):
         problems.append(weights_problem)
-    metrics = _read_object(folder / METRICS, problems, _METRICS_SECTIONS, required=False)
+    metrics = _read_record(folder / METRICS, problems, parse_metrics, required=False)
     return RunInfo(
         run_id=folder.name,
         path=folder,
@@ -361,16 +372,19 @@ def mark_interrupted_runs(root: Path | None = None) -> list[str]:
     """Store 'interrupted' for runs whose process is gone; returns their ids (start-up)."""
     marked = []
     for info in list_runs(root):
-        stored = info.stored_status or {}
-        if info.status != "interrupted" or stored.get("status") not in LIVE_STATUSES:
+        stored = info.stored_status
+        if info.status != "interrupted" or stored is None or stored.status not in LIVE_STATUSES:
             continue
         with contextlib.suppress(RunError, OSError):  # start-up must not crash on one run
             fresh = load_run(info.path)  # re-check: it may have just sent a heartbeat
             if fresh.status != "interrupted" or fresh.stored_status is None:
                 continue
-            updated = dict(fresh.stored_status)
-            updated.update(status="interrupted", finished_at=iso(utcnow()))
-            updated["message"] = f"stopped without finishing ({stored.get('status')} when lost)"
-            write_json_atomic(info.path / STATUS, updated)
+            updated = replace(
+                fresh.stored_status,
+                status="interrupted",
+                finished_at=iso(utcnow()),
+                message=f"stopped without finishing ({stored.status} when lost)",
+            )
+            write_json_atomic(info.path / STATUS, updated.to_json())
             marked.append(info.run_id)
     return marked

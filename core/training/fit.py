@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from sklearn.metrics import confusion_matrix
 from torch import nn
 
 from core.data.training_data import TrainingData, prepare_training_data
-from core.events import Events, ProgressCallback
+from core.events import PROGRESS, Events, report_progress
 from core.models import pretrained
 from core.models.build import build_model, set_train_mode, split_frozen
 from core.models.registry import get_spec
@@ -34,7 +35,7 @@ from core.training.loops import (
     train_one_epoch,
 )
 from core.training.optimization import make_loss_function, make_optimizer, make_schedule
-from core.training.progress import Progress, epoch_record
+from core.training.progress import BatchProgress, Heartbeat, epoch_record
 from core.training.request import TrainingRequest
 from core.training.run_record import build_run_config, choose_step_settings
 
@@ -61,17 +62,23 @@ def fit(
     run_id: str | None = None,
     events: Events | None = None,
     cancel: threading.Event | None = None,
-    data_progress: ProgressCallback | None = None,
 ) -> FitResult:
-    """Train one model and store it as a run; returns how it ended (never half-written)."""
+    """Train one model and store it as a run; returns how it ended (never half-written).
+
+    `events` hears everything: data preparation and frozen-layer caching as 'progress', then
+    'batch', 'epoch', 'message' and 'finished'.
+    """
+    events = events or Events()
     if request.model.pretrained and not pretrained.weights_available(request.model.name):
         # Fail (or download into the PyTorch cache) before minutes of data preparation.
         pretrained.load_imagenet_state_dict(request.model.name, allow_download=True)
-    data = prepare_training_data(request.data, data_progress)
+    data = prepare_training_data(request.data, events)
+    report_progress(events, "model", 0, 1, f"Building {request.model.name}")
     spec = get_spec(request.model.name)
     request = replace(request, model=replace(request.model, num_classes=len(data.classes)))
     torch.manual_seed(request.train.seed)
     model, weights_source = build_model(request.model, allow_download=True)
+    report_progress(events, "model", 1, 1, f"Built {request.model.name}")
     settings = choose_step_settings(spec, request, data)
     config = build_run_config(request, data, spec, weights_source, settings)
     session = _Session(
@@ -81,7 +88,7 @@ def fit(
         model=model,
         settings=settings,
         writer=RunWriter.create(config, model_name=spec.name, run_id=run_id),
-        events=events or Events(),
+        events=events,
         stop=cancel.is_set if cancel is not None else (lambda: False),
         weights_source=weights_source.description if weights_source else "random initialisation",
     )
@@ -131,6 +138,9 @@ class _Session:
     def run(self) -> FitResult:
         """Train, then write the terminal status on every exit path."""
         self.writer.set_status("running", message="training")
+        heartbeat = Heartbeat(self.writer)
+        self.events.add_callback("batch", heartbeat.on_batch)
+        self.events.add_callback(PROGRESS, heartbeat.on_progress)
         status, message = "failed", None
         try:
             self.train_adapting_batch_size()
@@ -143,6 +153,8 @@ class _Session:
             message = f"{type(error).__name__}: {error}"
             raise
         finally:
+            self.events.remove_callback("batch", heartbeat.on_batch)
+            self.events.remove_callback(PROGRESS, heartbeat.on_progress)
             result = _finish(
                 self.data, self.writer, self.state, status, message, self.weights_source
             )
@@ -185,13 +197,13 @@ class _Session:
             nn.CrossEntropyLoss(),
         )
         generator = torch.Generator().manual_seed(recipe.seed)
-        progress = Progress(self.events, recipe.epochs, self.writer)
+        progress = BatchProgress(self.events, recipe.epochs)
         progress.optimizer = optimizer
         frozen, trainable = split_frozen(model, self.spec, self.request.model.freeze)
         cache = None
         if frozen is not None and recipe.cache_frozen:
             cache = FrozenFeatureCache(
-                frozen, settings, recipe.augment, recipe.frozen_views, recipe.seed
+                frozen, settings, recipe.augment, recipe.frozen_views, recipe.seed, self.events
             )
             self.events.trigger("message", "computing the frozen layers once (cached features)")
         patience = 0
@@ -236,10 +248,7 @@ class _Session:
 
 def _confusion_matrix(validation: Evaluation, classes: int) -> list[list[int]]:
     predicted = validation.logits.argmax(1)
-    matrix = torch.zeros(classes, classes, dtype=torch.int64)
-    for truth, guess in zip(validation.labels.tolist(), predicted.tolist(), strict=True):
-        matrix[truth, guess] += 1
-    return matrix.tolist()
+    return confusion_matrix(validation.labels, predicted, labels=range(classes)).tolist()
 
 
 def _finish(

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.config import AugmentConfig
+from core.events import Events, report_progress
 from core.training.augment import augment_batch
 from core.training.loops import StepSettings, TrainingCancelled, batch_order
 
@@ -39,6 +40,7 @@ class FrozenFeatureCache:
     augment: AugmentConfig
     views: int
     seed: int
+    events: Events | None = None  # hears 'progress' while features are computed
     # Small batches: MobileNetV2's frozen blocks ran 123 img/s in batches of 16 and 64 img/s in
     # batches of 128 at 160 px on the 2-core CPU (channels_last; cache locality), 92 vs 36 at 224.
     batch_size: int = 16
@@ -63,18 +65,23 @@ class FrozenFeatureCache:
         augment: AugmentConfig | None = None,
         generator: torch.Generator | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        label: str = "Computing the frozen layers' output",
     ) -> torch.Tensor:
         """The frozen prefix's output for every image, in order, as float16 on the CPU."""
         self.frozen.eval()
         outputs: list[torch.Tensor] = []
-        for positions in batch_order(len(images), self.batch_size, None):
+        done, total = 0, len(images)
+        for positions in batch_order(total, self.batch_size, None):
             if should_stop():
                 raise TrainingCancelled
+            report_progress(self.events, "frozen-cache", done, total, f"{label}: {done}/{total}")
+            done += len(positions)
             batch = images[torch.from_numpy(positions)]
             if augment is not None and augment.enabled and generator is not None:
                 batch = augment_batch(batch, augment, generator)
             with self.settings.autocast():
                 outputs.append(self.frozen(self.settings.prepare(batch)).to("cpu", torch.float16))
+        report_progress(self.events, "frozen-cache", total, total, f"{label}: {total}/{total}")
         return torch.cat(outputs)
 
     def validation_view(
@@ -82,7 +89,8 @@ class FrozenFeatureCache:
     ) -> torch.Tensor:
         """The validation images' features (never augmented), computed on first use."""
         if self._validation is None:
-            self._validation = self.features(images, should_stop=should_stop)
+            label = "Caching the frozen layers' output for the validation images"
+            self._validation = self.features(images, should_stop=should_stop, label=label)
         return self._validation
 
     def train_view(
@@ -100,9 +108,11 @@ class FrozenFeatureCache:
                 # Each view has its own seeded generator: the same run gives the same views.
                 generator = torch.Generator().manual_seed(self.seed * 1000 + view)
                 augment = self.augment if view > 0 else None
+                label = f"Caching the frozen layers' output, view {view + 1} of {self.views}"
                 self._train_views[view] = self.features(
-                    images, augment=augment, generator=generator, should_stop=should_stop
-                )
+                    images, augment=augment, generator=generator, should_stop=should_stop,
+                    label=label,
+                )  # fmt: skip
         if available == 1:
             return self._train_views[0]
         generator = torch.Generator().manual_seed(self.seed * 1000 + 100 + epoch)

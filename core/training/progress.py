@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.events import Events
+from core.events import Events, StageProgress
 from core.runs.writer import RunWriter
 from core.training.loops import BatchReport, EpochStats, Evaluation
 
@@ -28,15 +28,14 @@ class BatchEvent:
     eta_seconds: float | None
 
 
-class Progress:
-    """Turns batch reports into BatchEvents with a throughput estimate and an ETA."""
+class BatchProgress:
+    """Turns batch reports into 'batch' events with a throughput estimate and an ETA."""
 
-    def __init__(self, events: Events, total_epochs: int, writer: RunWriter) -> None:
-        self.events, self.total_epochs, self.writer = events, total_epochs, writer
+    def __init__(self, events: Events, total_epochs: int) -> None:
+        self.events, self.total_epochs = events, total_epochs
         self.started = time.monotonic()
         self.epoch = 1
         self.images_per_second = 0.0
-        self.last_heartbeat = 0.0
         self.optimizer: torch.optim.Optimizer | None = None
 
     def __call__(self, report: BatchReport) -> None:
@@ -53,11 +52,40 @@ class Progress:
             report.accuracy, learning_rate, self.images_per_second, fraction, eta,
         )  # fmt: skip
         self.events.trigger("batch", event)
-        if time.monotonic() - self.last_heartbeat > 2.0:
-            self.last_heartbeat = time.monotonic()
-            self.writer.heartbeat(
-                {"epoch": self.epoch, "total_epochs": self.total_epochs, "fraction": fraction}
-            )
+
+
+class Heartbeat:
+    """Keeps the run's status.json fresh while it trains: a subscriber of the run's events.
+
+    Other processes read a live run whose heartbeat is older than a minute as interrupted, so
+    it beats on batches and on the long steps between them (caching the frozen layers).
+    """
+
+    INTERVAL_SECONDS = 2.0
+
+    def __init__(self, writer: RunWriter) -> None:
+        self.writer = writer
+        self.last = 0.0
+        self.progress: dict[str, float | int] | None = None
+
+    def on_batch(self, event: BatchEvent) -> None:
+        """Record where training is, and beat if the last beat is old."""
+        self.progress = {
+            "epoch": event.epoch,
+            "total_epochs": event.total_epochs,
+            "fraction": event.fraction,
+        }
+        self.beat()
+
+    def on_progress(self, _: StageProgress) -> None:
+        """A long step between batches is moving: beat if the last beat is old."""
+        self.beat()
+
+    def beat(self) -> None:
+        """Rewrite status.json with a fresh heartbeat, at most every INTERVAL_SECONDS."""
+        if time.monotonic() - self.last > self.INTERVAL_SECONDS:
+            self.last = time.monotonic()
+            self.writer.heartbeat(self.progress)
 
 
 def epoch_record(

@@ -17,7 +17,7 @@ import core
 from core import config as config_module
 from core.config import ModelConfig, Preprocessing
 from core.data.training_data import TrainingData
-from core.device import detect_device
+from core.device import compute_policy, detect_device
 from core.imaging.familiarity import training_ranges
 from core.imaging.model_input import make_preprocessing
 from core.models.build import parameter_count
@@ -29,31 +29,21 @@ if TYPE_CHECKING:
     from core.training.request import TrainingRequest
 
 CONFIG_VERSION = 1
-# Models whose CPU training is reported faster under bf16 autocast on CPUs with AMX-BF16 matrix
-# units (ResNet ~2x; depthwise convolutions gain nothing). Without AMX, bf16 is emulated: on
-# this project's AVX2 machine it made training ~10x slower, so "auto" means fp32 there.
-CPU_BF16_MODELS = frozenset({"resnet18", "resnet50", "densenet121"})
 
 
 def choose_step_settings(
     spec: ModelSpec, request: TrainingRequest, data: TrainingData
 ) -> StepSettings:
-    """Device (CUDA when present), precision and memory format for this model."""
-    device_info = detect_device()
-    device = torch.device("cuda" if device_info.kind == "cuda" else "cpu")
-    precision = request.train.precision
-    if precision == "auto":
-        fast_bf16 = device.type == "cuda" or (
-            device_info.bf16_matrix_units and spec.name in CPU_BF16_MODELS
-        )
-        precision = "bf16" if fast_bf16 else "fp32"
-    channels_last = request.train.channels_last
-    if channels_last is None:
-        # Measured on this project's 2-core AVX2 CPU: 1.4x for cnn_fast and MobileNetV2 (fp32).
-        channels_last = True
+    """The training steps' settings: the run's preprocessing and `core.device.compute_policy`."""
+    policy = compute_policy(
+        spec.name,
+        precision=request.train.precision,
+        channels_last=request.train.channels_last,
+        purpose="train",
+    )
     preprocessing = preprocessing_for(request.model, spec, data)
     return StepSettings(
-        preprocessing, device, bf16=precision == "bf16", channels_last=channels_last
+        preprocessing, policy.device, bf16=policy.bf16, channels_last=policy.channels_last
     )
 
 

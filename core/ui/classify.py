@@ -12,8 +12,9 @@ import streamlit as st
 
 from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_slices
+from core.inference.explain import Explanation
 from core.inference.predictor import Prediction, Predictor
-from core.runs.registry import list_runs, number_or_none
+from core.runs.registry import list_runs
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
@@ -39,10 +40,9 @@ def usable_runs() -> list[RunChoice]:
     """Completed, undamaged runs with weights, newest first."""
     choices = []
     for info in list_runs():
-        if info.status != "completed" or info.damaged or not info.has_weights:
+        if not info.usable:
             continue
-        accuracy = number_or_none(((info.metrics or {}).get("val") or {}).get("accuracy"))
-        model = ((info.config or {}).get("model") or {}).get("name", "?")
+        accuracy, model = info.val_accuracy, info.model_name or "?"
         shown = f"{accuracy:.1%} val" if accuracy is not None else "no val metric"
         choices.append(RunChoice(info.run_id, f"{info.display_name} · {model} · {shown}", accuracy))
     return choices
@@ -106,6 +106,28 @@ def predict_slices(predictor: Predictor, slices: dict[str, np.ndarray]) -> dict[
             cache[key] = predictor.predict(pixels, source=name)
         predictions[name] = cache[key]
     return predictions
+
+
+EXPLANATIONS_KEPT = 32  # CAMs kept per session: float32 maps the image's size, so a few MB each
+
+
+def explain_slice(
+    predictor: Predictor, pixels: np.ndarray, *, method: str, target_class: int
+) -> Explanation:
+    """The slice's CAM, computed once per run, pixels, method and class in this session.
+
+    Moving the opacity slider reruns the page; without this it reran the forward and backward
+    pass each time. The oldest maps go first once more than EXPLANATIONS_KEPT are held.
+    """
+    cache: dict[tuple[str, str, str, int], Explanation] = st.session_state.setdefault(
+        "_classify_explanations", {}
+    )
+    key = (predictor.run_id, hashlib.sha1(pixels.tobytes()).hexdigest(), method, target_class)
+    if key not in cache:
+        while len(cache) >= EXPLANATIONS_KEPT:
+            del cache[next(iter(cache))]
+        cache[key] = predictor.explain(pixels, method=method, target_class=target_class)
+    return cache[key]
 
 
 def _unique(name: str, taken: dict[str, np.ndarray]) -> str:

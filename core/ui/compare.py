@@ -20,11 +20,12 @@ from core.evaluation.run_selection import (
     comparable_runs,
     default_selection,
     evaluation_candidates,
-    evaluation_of,
     filter_options,
     filter_runs,
     report_of,
+    stored_evaluation,
 )
+from core.events import PROGRESS, Events, StageProgress
 from core.runs.registry import RunInfo
 from core.ui.compare_charts import (
     accuracy_time_chart,
@@ -97,14 +98,15 @@ def evaluate_with_progress(pending: Sequence[RunInfo]) -> None:
     with st.status(plural(len(pending), "Evaluating {} run") + "...", expanded=True) as box:
         bar = st.progress(0.0)
         for index, info in enumerate(pending):
+            events = Events()
 
-            def progress(done: int, total: int, message: str, index: int = index) -> None:
-                fraction = (index + (done / total if total else 0.0)) / len(pending)
-                bar.progress(min(1.0, fraction), text=message)
+            def show(stage: StageProgress, index: int = index) -> None:
+                bar.progress((index + stage.fraction) / len(pending), text=stage.message)
 
+            events.add_callback(PROGRESS, show)
             st.write(f"{info.display_name}: evaluating on validation, test and leak-free test")
             try:
-                evaluate_run(info.run_id, progress=progress)
+                evaluate_run(info.run_id, events=events)
             # EvaluationError and RunError (both ValueErrors) for a run that cannot be
             # evaluated; ImageReadError and OSError for a dataset that changed under it.
             except (ValueError, OSError) as error:
@@ -153,7 +155,7 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
         st.plotly_chart(roc_chart(reports, union_of(classes)), width="stretch")
     with calibration_tab:
         st.plotly_chart(reliability_chart(reports), width="stretch")
-        evaluations = {labels[info.run_id]: evaluation_of(info) or {} for info in evaluated}
+        evaluations = {labels[info.run_id]: stored_evaluation(info) or {} for info in evaluated}
         st.dataframe(calibration_table(evaluations, split), hide_index=True, width="stretch")
         st.caption(
             "Temperature scaling divides the logits by one number fitted on the validation "
@@ -230,7 +232,7 @@ def show_selected_runs(
     per_epoch_tab, over_time_tab = st.tabs(["Per epoch", "Against wall-clock training time"])
     per_epoch_tab.plotly_chart(curves_chart(histories), width="stretch")
     over_time_tab.plotly_chart(curves_chart(histories, over_time=True), width="stretch")
-    evaluated = [info for info in selected if evaluation_of(info) is not None]
+    evaluated = [info for info in selected if stored_evaluation(info) is not None]
     if not evaluated:
         st.info("None of the selected runs is evaluated yet: evaluate them above.")
         return selected

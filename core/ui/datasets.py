@@ -79,8 +79,8 @@ def load_dataset(root: Path) -> Dataset:
     key = ("dataset", str(root), _folder_signature(root))
 
     def compute() -> Dataset:
-        with progress_bar("Indexing the dataset (once).") as report:
-            return open_dataset(root, progress=report)
+        with progress_bar("Indexing the dataset (once).") as events:
+            return open_dataset(root, events=events)
 
     return shared_memo().get(key, compute)
 
@@ -101,8 +101,8 @@ def dataset_images(dataset: Dataset, size: int) -> np.ndarray:
     def compute() -> np.ndarray:
         from core.data.image_cache import load_images
 
-        with progress_bar(f"Decoding images at {size} px (once).") as report:
-            return load_images(dataset, size, progress=report)
+        with progress_bar(f"Decoding images at {size} px (once).") as events:
+            return load_images(dataset, size, events=events)
 
     return shared_memo().get(("images", dataset.fingerprint, size), compute)
 
@@ -121,8 +121,8 @@ def audit_candidates(dataset: Dataset) -> audit.AuditCandidates:
     """The audit's candidate pairs (computed once per dataset content, with progress)."""
 
     def compute() -> audit.AuditCandidates:
-        with progress_bar("Auditing the dataset (once).") as report:
-            return audit.load_candidates(dataset, progress=report)
+        with progress_bar("Auditing the dataset (once).") as events:
+            return audit.load_candidates(dataset, events=events)
 
     return shared_memo().get(("audit", dataset.fingerprint), compute)
 

@@ -1,4 +1,4 @@
-"""A Streamlit progress bar that core's progress callbacks can drive."""
+"""A Streamlit progress bar that listens to core's event bus."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from core.events import ProgressCallback
+from core.events import PROGRESS, Events, StageProgress
 
 
 @contextlib.contextmanager
-def progress_bar(label: str) -> Iterator[ProgressCallback]:
-    """Yield a progress(done, total, message) callback; the bar disappears when done."""
+def progress_bar(label: str) -> Iterator[Events]:
+    """Yield an event bus whose 'progress' events move a bar; the bar disappears when done."""
     placeholder = st.empty()
     bar = placeholder.progress(0.0, text=label)
+    events = Events()
 
-    def report(done: int, total: int, message: str) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{label} {message}")
+    def show(stage: StageProgress) -> None:
+        bar.progress(stage.fraction, text=f"{label} {stage.message}")
 
+    events.add_callback(PROGRESS, show)
     try:
-        yield report
+        yield events
     finally:
         placeholder.empty()

@@ -81,7 +81,7 @@ def show_feedback() -> None:
 
 def run_summary(info: RunInfo) -> str:
     """One line about a run for the management box."""
-    model = ((info.config or {}).get("model") or {}).get("name", "?")
+    model = info.model_name or "?"
     status = "damaged" if info.damaged else info.status
     return f"`{info.run_id}` · {model} · **{status}**"
 

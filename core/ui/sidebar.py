@@ -7,7 +7,7 @@ import streamlit as st
 from core.data.index import Dataset
 from core.device import detect_device
 from core.ui.memo import shared_memo
-from core.ui.training import job_manager, progress_text
+from core.ui.training import job_fraction, job_manager, progress_text
 
 STATUS_REFRESH_SECONDS = 2.0
 
@@ -55,7 +55,7 @@ def show_training_status(*, watching: bool) -> None:
             st.caption("No job running.")
             return
         st.caption(f"{active_job.model}: {progress_text(active_job)}")
-        st.progress(min(1.0, active_job.fraction))
+        st.progress(job_fraction(active_job))
         st.page_link(
             "app_pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
         )

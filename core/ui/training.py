@@ -42,7 +42,8 @@ def progress_text(snapshot: JobSnapshot) -> str:
     if snapshot.state == "queued":
         return f"Queued (position {snapshot.queue_position or '?'}): waits for the running job"
     if snapshot.state == "preparing":
-        return "Preparing: loading images and building the model"
+        stage = snapshot.stage_in_progress or snapshot.stage
+        return f"Preparing: {stage.message}" if stage else "Preparing: loading images"
     if snapshot.state != "running":
         return f"{snapshot.state.capitalize()}" + (
             f": {snapshot.message}" if snapshot.message else ""
@@ -52,6 +53,22 @@ def progress_text(snapshot: JobSnapshot) -> str:
         f"{snapshot.total_batches} · {snapshot.images_per_second:.0f} images/s · "
         f"about {format_seconds(snapshot.eta_seconds)} left"
     )
+
+
+def job_fraction(snapshot: JobSnapshot) -> float:
+    """How full the job's main bar is: the current step's share while preparing, else the run's."""
+    if snapshot.state == "preparing" and snapshot.stage is not None:
+        return snapshot.stage.fraction
+    return min(1.0, snapshot.fraction)
+
+
+def show_job_progress(snapshot: JobSnapshot) -> None:
+    """The job's bar with its line; while training, a second bar for a long step under way
+    (caching the frozen layers' output in the first epochs, evaluating at the end)."""
+    st.progress(job_fraction(snapshot), text=progress_text(snapshot))
+    stage = snapshot.stage_in_progress
+    if snapshot.state == "running" and stage is not None:
+        st.progress(stage.fraction, text=stage.message)
 
 
 def history_chart(

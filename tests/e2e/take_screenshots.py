@@ -47,9 +47,7 @@ def copy_completed_runs(source: Path, target: Path) -> list[RunInfo]:
         if info.status == "completed" and info.has_weights and not info.damaged:
             shutil.copytree(source / info.run_id, target / info.run_id)
     copies = list_runs(target)
-    return sorted(
-        copies, key=lambda info: -((info.metrics or {}).get("val") or {}).get("accuracy", 0)
-    )
+    return sorted(copies, key=lambda info: -(info.val_accuracy or 0.0))
 
 
 def settle(page: Page) -> None:

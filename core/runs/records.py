@@ -1,0 +1,380 @@
+"""Typed, frozen records of a run folder's files, parsed once when the folder is read.
+
+In the spirit of torchvision's `Weights` metadata: readers get attributes with types instead
+of dicts to walk and re-validate. A file whose required parts are missing or of the wrong
+type gives no record and one line of problem (the run is then listed as damaged); a number
+that is not one (a hand edit, another tool) reads as None.
+
+`RunConfig` is config.json, `RunStatus` status.json, `RunMetrics` metrics.json (its
+`evaluation` is the evaluation package's versioned report, kept as parsed JSON) and
+`EpochRecord` one line of history.jsonl. docs/architecture.md lists every field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from core.config import DataConfig, ModelConfig, Preprocessing, TrainConfig, from_dict
+
+
+class RecordError(ValueError):
+    """A file that does not hold the record it should; the message names what is wrong."""
+
+
+Record = TypeVar("Record")
+
+
+def number_or_none(value: Any) -> float | None:
+    """A stored metric as a float, or None when a damaged file holds something else there."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number and math.isfinite(value) else None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's type hint (str, int, float, bool, None, unions,
+    tuples of one type, dicts)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return number_or_none(value) is not None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, list | tuple) and all(_matches(one, item) for one in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """JSON lists become the tuples a hint asks for (nested ones too)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            if option is not type(None) and _matches(value, option):
+                return _convert(value, option)
+        return value
+    if origin is tuple and isinstance(value, list | tuple):
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(one, item) for one in value)
+    return value
+
+
+def parse_record(kind: type[Record], values: Any) -> Record:
+    """A flat record dataclass from a JSON object: known keys type-checked, unknown ones
+    ignored (a newer workbench may add fields); RecordError names the first wrong field."""
+    if not isinstance(values, dict):
+        raise RecordError(f"expected an object, got {type(values).__name__}")
+    hints = typing.get_type_hints(kind)
+    chosen = {}
+    for item in dataclasses.fields(kind):  # type: ignore[arg-type]
+        if item.name not in values:
+            continue
+        value, hint = values[item.name], hints[item.name]
+        if not _matches(value, hint):
+            raise RecordError(f"{item.name} is {value!r}")
+        chosen[item.name] = _convert(value, hint)
+    try:
+        return kind(**chosen)
+    except TypeError as error:  # a required field is missing
+        raise RecordError(str(error)) from None
+
+
+def parse_config_section(kind: type[Record], values: Any) -> Record:
+    """A config dataclass (DataConfig, ModelConfig, ...) from its JSON: strict, as training
+    wrote it (unknown fields are an error), every present field type-checked."""
+    try:
+        config = from_dict(kind, values)
+    except (TypeError, ValueError) as error:
+        raise RecordError(str(error)) from None
+    hints = typing.get_type_hints(kind)
+    for item in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value):
+            continue
+        if not _matches(list(value) if isinstance(value, tuple) else value, hints[item.name]):
+            raise RecordError(f"{item.name} is {value!r}")
+    return config
+
+
+# ---------------------------------------------------------------- config.json
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """Which images the run trained and validated on."""
+
+    root: str | None = None
+    synthetic: bool = False
+    fingerprint: str | None = None
+    split_manifest: str | None = None
+    split_manifest_digest: str | None = None
+    grouped_split: bool | None = None
+    train_images: int | None = None
+    val_images: int | None = None
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """Where the starting weights came from (kind 'random-init' for none)."""
+
+    kind: str = "random-init"
+    path: str | None = None
+    sha256: str | None = None
+    description: str | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the run started from real ImageNet weights (recorded, not requested)."""
+        return self.kind != "random-init"
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    """Parameters of the model, all and those that trained."""
+
+    total: int | None = None
+    trainable: int | None = None
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """Where and how the run trained."""
+
+    kind: str | None = None
+    name: str | None = None
+    precision: str | None = None
+    channels_last: bool | None = None
+
+
+@dataclass(frozen=True)
+class RecipeRecord:
+    """The recipe the run's options started from (None: the plain defaults), and changes."""
+
+    name: str | None = None
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """config.json: everything needed to rebuild the model and its input, and its history."""
+
+    classes: tuple[str, ...]
+    data: DataConfig
+    model: ModelConfig
+    preprocessing: Preprocessing
+    train: TrainConfig | None = None
+    model_family: str | None = None
+    dataset: DatasetRecord = field(default_factory=DatasetRecord)
+    weights_source: WeightsRecord = field(default_factory=WeightsRecord)
+    parameters: ParameterCount = field(default_factory=ParameterCount)
+    input_ranges: dict[str, tuple[float, float]] | None = None
+    device: DeviceRecord = field(default_factory=DeviceRecord)
+    versions: dict[str, str] = field(default_factory=dict)
+    recipe: RecipeRecord = field(default_factory=RecipeRecord)
+    config_version: int | None = None
+    created_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as config.json holds it (a new run can be created from it)."""
+        return dataclasses.asdict(self)
+
+
+_CONFIG_PARSERS: dict[str, Any] = {
+    "data": lambda values: parse_config_section(DataConfig, values),
+    "model": lambda values: parse_config_section(ModelConfig, values),
+    "preprocessing": lambda values: parse_config_section(Preprocessing, values),
+    "train": lambda values: parse_config_section(TrainConfig, values),
+    "dataset": lambda values: parse_record(DatasetRecord, values),
+    "weights_source": lambda values: parse_record(WeightsRecord, values),
+    "parameters": lambda values: parse_record(ParameterCount, values),
+    "device": lambda values: parse_record(DeviceRecord, values),
+    "recipe": lambda values: parse_record(RecipeRecord, values),
+    "classes": lambda values: _strings(values),
+    "input_ranges": lambda values: _ranges(values),
+    "versions": lambda values: _string_map(values),
+    "model_family": lambda values: _optional_string(values),
+    "config_version": lambda values: parse_record(_Version, {"value": values}).value,
+    "created_at": lambda values: _optional_string(values),
+}
+_REQUIRED_CONFIG = ("classes", "data", "model", "preprocessing")
+
+
+@dataclass(frozen=True)
+class _Version:
+    value: int | None = None
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise RecordError("expected a list of names")
+    return tuple(values)
+
+
+def _ranges(values: Any) -> dict[str, tuple[float, float]] | None:
+    if values is None:
+        return None
+    if not isinstance(values, dict):
+        raise RecordError("expected an object")
+    ranges = {}
+    for name, pair in values.items():
+        bounds = [number_or_none(v) for v in pair] if isinstance(pair, list) else []
+        if len(bounds) != 2 or None in bounds:
+            raise RecordError(f"{name} is not a [low, high] range")
+        ranges[str(name)] = (float(bounds[0]), float(bounds[1]))  # type: ignore[arg-type]
+    return ranges
+
+
+def _string_map(values: Any) -> dict[str, str]:
+    if not isinstance(values, dict):
+        raise RecordError("expected an object")
+    return {str(key): str(value) for key, value in values.items()}
+
+
+def _optional_string(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise RecordError("expected text")
+    return value
+
+
+def parse_config(payload: Any) -> RunConfig:
+    """config.json as a RunConfig; RecordError lists the unreadable sections, in one line."""
+    if not isinstance(payload, dict):
+        raise RecordError("is not a JSON object")
+    parsed: dict[str, Any] = {}
+    unreadable: list[str] = []
+    for name, parser in _CONFIG_PARSERS.items():
+        if name not in payload:
+            if name in _REQUIRED_CONFIG:
+                unreadable.append(name)
+            continue
+        try:
+            parsed[name] = parser(payload[name])
+        except RecordError:
+            unreadable.append(name)
+    if unreadable:
+        raise RecordError(f"has unreadable sections ({', '.join(sorted(unreadable))})")
+    return RunConfig(**parsed)
+
+
+# ---------------------------------------------------------------- status.json
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """status.json as stored (the effective status, which may be 'interrupted', is RunInfo's)."""
+
+    status: str
+    message: str | None = None
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    progress: dict[str, Any] | None = None
+    pid: int | None = None
+    host: str | None = None
+    heartbeat: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as status.json holds it."""
+        return dataclasses.asdict(self)
+
+
+def parse_status(payload: Any) -> RunStatus:
+    """status.json as a RunStatus; RecordError when it has no status or odd types."""
+    if not isinstance(payload, dict):
+        raise RecordError("is not a JSON object")
+    return parse_record(RunStatus, payload)
+
+
+# ---------------------------------------------------------------- metrics.json
+
+
+@dataclass(frozen=True)
+class ValidationMetrics:
+    """The best epoch's validation numbers, as training recorded them."""
+
+    n: int | None = None
+    accuracy: float | None = None
+    loss: float | None = None
+    confusion_matrix: tuple[tuple[int, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """metrics.json: how training went, and the stored evaluation report (when evaluated)."""
+
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    train_seconds: float | None = None
+    stopped_early: bool | None = None
+    batch_size: int | None = None
+    val: ValidationMetrics | None = None
+    # The evaluation package's versioned report (core.evaluation.evaluate checks its version).
+    evaluation: dict[str, Any] | None = None
+
+
+def _lenient(kind: type[Record], values: dict[str, Any]) -> Record:
+    """A record whose fields of the wrong type read as None (odd numbers are not fatal)."""
+    hints = typing.get_type_hints(kind)
+    chosen = {}
+    for item in dataclasses.fields(kind):  # type: ignore[arg-type]
+        value = values.get(item.name)
+        if item.name in values and _matches(value, hints[item.name]):
+            chosen[item.name] = _convert(value, hints[item.name])
+    return kind(**chosen)
+
+
+def parse_metrics(payload: Any) -> RunMetrics:
+    """metrics.json as RunMetrics; RecordError when its sections have the wrong shape."""
+    if not isinstance(payload, dict):
+        raise RecordError("is not a JSON object")
+    wrong = [
+        name
+        for name in ("val", "evaluation")
+        if name in payload and not isinstance(payload[name], dict)
+    ]
+    if wrong:
+        raise RecordError(f"has unreadable sections ({', '.join(wrong)})")
+    top = _lenient(RunMetrics, {k: v for k, v in payload.items() if k not in ("val", "evaluation")})
+    val = _lenient(ValidationMetrics, payload["val"]) if "val" in payload else None
+    return dataclasses.replace(top, val=val, evaluation=payload.get("evaluation"))
+
+
+# ---------------------------------------------------------------- history.jsonl
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One line of history.jsonl (a value that is not a number reads as None)."""
+
+    epoch: int
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    learning_rate: float | None = None
+    epoch_seconds: float | None = None
+    images_per_second: float | None = None
+    elapsed_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a history line holds it."""
+        return dataclasses.asdict(self)
+
+
+def parse_epoch(payload: Any) -> EpochRecord:
+    """One history line as an EpochRecord; RecordError when it has no whole epoch number."""
+    if not isinstance(payload, dict) or not _matches(payload.get("epoch"), int):
+        raise RecordError("has no epoch number")
+    return _lenient(EpochRecord, payload)
