@@ -31,25 +31,26 @@ def test_three_splits_side_by_side_and_consistent_with_the_predictions(
 ) -> None:
     info = load_run(two_runs[0])
     stored = evaluate.stored_evaluation(info)
-    assert stored is not None and set(stored["splits"]) == set(evaluate.SPLITS)
-    val, test, leak_free = (stored["splits"][split] for split in evaluate.SPLITS)
-    assert val["n"] == info.config.dataset.val_images
+    assert stored is not None and set(stored.splits) == set(evaluate.SPLITS)
+    val, test, leak_free = (stored.splits[split] for split in evaluate.SPLITS)
+    assert val.n == info.config.dataset.val_images
     # The demo dataset plants near-duplicates of training images in its test split.
-    assert 0 < leak_free["n"] < test["n"] == 60
+    assert 0 < leak_free.n < test.n == 60
     predictions = evaluate.load_predictions(info)
     assert predictions is not None
-    assert predictions["in_leak_free_test"].sum() == leak_free["n"]
+    assert predictions["in_leak_free_test"].sum() == leak_free.n
     assert not (predictions["in_leak_free_test"] & ~predictions["in_test"]).any()
     for split, report in zip(evaluate.SPLITS, (val, test, leak_free), strict=True):
         rows = predictions[predictions[f"in_{split}"]]
-        assert report["accuracy"] == pytest.approx((rows["label"] == rows["predicted"]).mean())
-        assert np.asarray(report["confusion_matrix"]).sum() == len(rows)
-        low, high = report["accuracy_ci"]
-        assert low <= report["accuracy"] <= high
+        assert report.accuracy == pytest.approx((rows["label"] == rows["predicted"]).mean())
+        assert np.asarray(report.confusion_matrix).sum() == len(rows)
+        low, high = report.accuracy_ci
+        assert low <= report.accuracy <= high
     probabilities = predictions[[column for column in predictions if column.startswith("p_")]]
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
-    assert {"temperature", "ece_before", "ece_after"} <= set(stored["calibration"]["test"])
-    assert stored["split_matches_training"] is True
+    scaled = stored.calibration["test"]
+    assert scaled.temperature > 0 and scaled.ece_before is not None and scaled.ece_after is not None
+    assert stored.split_matches_training is True
 
 
 def test_the_evaluation_is_computed_once_and_reused(
@@ -80,7 +81,7 @@ def test_runs_without_weights_or_dataset_are_refused_clearly(
     config["data"]["root"] = str(tmp_path / "gone")
     (moved / "config.json").write_text(json.dumps(config))
     # The stored evaluation stays readable when the dataset has moved...
-    assert evaluate.evaluate_run(moved)["splits"]["test"]["n"] == 60
+    assert evaluate.evaluate_run(moved).splits["test"].n == 60
     # ...but recomputing it needs the dataset.
     with pytest.raises(evaluate.EvaluationError, match="not on this machine"):
         evaluate.evaluate_run(moved, force=True)
@@ -96,8 +97,8 @@ def test_paired_comparison_and_galleries(two_runs: tuple[str, str]) -> None:
     assert len(a_right_b_wrong) == test["a_only"]
     assert (a_right_b_wrong["predicted_a"] == a_right_b_wrong["label"]).all()
     wrong = comparison.misclassified(first, "test")
-    report = evaluate.stored_evaluation(first)["splits"]["test"]
-    assert len(wrong) == round(60 * (1 - report["accuracy"]))
+    report = evaluate.stored_evaluation(first).splits["test"]
+    assert len(wrong) == round(60 * (1 - report.accuracy))
     assert wrong["confidence"].is_monotonic_decreasing
     table = comparison.runs_table([first, second])
     assert list(table["run"]) == list(two_runs)

@@ -215,7 +215,7 @@ def test_frozen_layer_cache_trains_only_the_top_and_matches_the_full_model(
     top = "features.18.0.weight"
     assert not torch.equal(trained[top], original.state_dict()[top])  # the top did train
     # The cached-feature validation equals the full model's on the stored weights.
-    recomputed = evaluate_run(result.run_id, bootstrap_samples=10)["splits"]["val"]["accuracy"]
+    recomputed = evaluate_run(result.run_id, bootstrap_samples=10).splits["val"].accuracy
     assert recomputed == pytest.approx(result.val_accuracy, abs=1e-6)
 
 

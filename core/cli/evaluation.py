@@ -30,8 +30,8 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps(summaries, indent=2))
         return 0
-    print(f"run {arguments.run} (audit threshold {evaluation['audit_threshold']})")
-    if not evaluation.get("split_matches_training", True):
+    print(f"run {arguments.run} (audit threshold {evaluation.audit_threshold})")
+    if not evaluation.split_matches_training:
         print("  warning: the dataset's split differs from the one the run trained with")
     for split, summary in summaries.items():
         if summary is None:

@@ -12,16 +12,19 @@ import pandas as pd
 from core.evaluation import metrics
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, load_predictions
 from core.evaluation.run_selection import report_of, stored_evaluation
+from core.runs.metrics_records import Calibration, EvaluationRecord, SplitReport
 from core.runs.registry import RunInfo
 
 PAIRED_SPLITS = ("test", "leak_free_test")
 
 
-def _interval(report: dict | None, key: str) -> tuple[float | None, float | None, float | None]:
-    if not report:
+def _interval(
+    report: SplitReport | None, key: str
+) -> tuple[float | None, float | None, float | None]:
+    if report is None:
         return None, None, None
-    low, high = report.get(f"{key}_ci") or (None, None)
-    return report.get(key), low, high
+    low, high = getattr(report, f"{key}_ci") or (None, None)
+    return getattr(report, key), low, high
 
 
 def _numbers(values: Iterable[float | None]) -> list[float]:
@@ -32,7 +35,13 @@ def _numbers(values: Iterable[float | None]) -> list[float]:
 def _same_dataset(a: RunInfo, b: RunInfo) -> bool:
     """Whether both runs were evaluated on the same dataset (paths alone could coincide)."""
     first, second = stored_evaluation(a), stored_evaluation(b)
-    return bool(first and second and first.get("dataset") == second.get("dataset"))
+    return bool(first and second and first.dataset == second.dataset)
+
+
+def _headline(report: SplitReport | None) -> dict[str, Any]:
+    """What `compare --json` gives per split: size, accuracy and macro-F1 with intervals, ECE."""
+    keys = ("n", "accuracy", "accuracy_ci", "macro_f1", "ece")
+    return {key: getattr(report, key) if report else None for key in keys}
 
 
 def run_row(info: RunInfo) -> dict[str, Any]:
@@ -64,9 +73,9 @@ def run_row(info: RunInfo) -> dict[str, Any]:
     for split in ("test", "leak_free_test"):
         value, low, high = _interval(report_of(info, split), "accuracy")
         row.update({f"{split}_accuracy": value, f"{split}_low": low, f"{split}_high": high})
-    test_report = report_of(info, "test") or {}
-    row["test_macro_f1"] = test_report.get("macro_f1")
-    row["test_ece"] = test_report.get("ece")
+    test_report = report_of(info, "test")
+    row["test_macro_f1"] = test_report.macro_f1 if test_report else None
+    row["test_ece"] = test_report.ece if test_report else None
     row["evaluated"] = evaluation is not None
     return row
 
@@ -119,13 +128,7 @@ def compare(infos: list[RunInfo]) -> dict[str, Any]:
                 "model": info.model_name,
                 "train_seconds": info.metrics.train_seconds if info.metrics else None,
                 "parameters": info.config.parameters.total if info.config else None,
-                **{
-                    split: {
-                        key: (report_of(info, split) or {}).get(key)
-                        for key in ("n", "accuracy", "accuracy_ci", "macro_f1", "ece")
-                    }
-                    for split in SPLITS
-                },
+                **{split: _headline(report_of(info, split)) for split in SPLITS},
             }
         )
     pairs = [
@@ -169,33 +172,32 @@ SIGNIFICANCE = 0.05
 PER_CLASS_KEYS = ("precision", "recall", "specificity", "f1", "roc_auc", "support")
 
 
-def per_class_table(reports: dict[str, dict]) -> pd.DataFrame:
+def per_class_table(reports: dict[str, SplitReport]) -> pd.DataFrame:
     """Precision, recall, specificity, F1 and ROC-AUC per class and run."""
     rows = [
-        {"run": label, "class": name, **{key: values.get(key) for key in PER_CLASS_KEYS}}
+        {"run": label, "class": name, **{key: getattr(scores, key) for key in PER_CLASS_KEYS}}
         for label, report in reports.items()
-        for name, values in (report.get("per_class") or {}).items()
-        if isinstance(values, dict)
+        for name, scores in report.per_class.items()
     ]
     return pd.DataFrame(rows, columns=["run", "class", *PER_CLASS_KEYS])
 
 
-def calibration_table(evaluations: dict[str, dict], split: str) -> pd.DataFrame:
+def calibration_table(evaluations: dict[str, EvaluationRecord], split: str) -> pd.DataFrame:
     """Each run's ECE and NLL on `split`, before and after temperature scaling."""
     rows = []
     for label, evaluation in evaluations.items():
-        report = (evaluation.get("splits") or {}).get(split) or {}
-        scaled = (evaluation.get("calibration") or {}).get(split) or {}
+        report = evaluation.split(split)
+        scaled = evaluation.calibration.get(split) or Calibration()
         rows.append(
             {
                 "run": label,
-                "ECE": report.get("ece"),
-                "NLL": report.get("nll"),
-                "temperature": scaled.get("temperature"),
-                "ECE before scaling": scaled.get("ece_before"),
-                "ECE after scaling": scaled.get("ece_after"),
-                "NLL before scaling": scaled.get("nll_before"),
-                "NLL after scaling": scaled.get("nll_after"),
+                "ECE": report.ece if report else None,
+                "NLL": report.nll if report else None,
+                "temperature": scaled.temperature,
+                "ECE before scaling": scaled.ece_before,
+                "ECE after scaling": scaled.ece_after,
+                "NLL before scaling": scaled.nll_before,
+                "NLL after scaling": scaled.nll_after,
             }
         )
     return pd.DataFrame(rows)
@@ -203,9 +205,7 @@ def calibration_table(evaluations: dict[str, dict], split: str) -> pd.DataFrame:
 
 def paired_tests(a: RunInfo, b: RunInfo) -> tuple[pd.DataFrame, str | None]:
     """McNemar's test of A against B on each test split, and a problem that prevents it."""
-    fingerprint_a = (stored_evaluation(a) or {}).get("dataset")
-    fingerprint_b = (stored_evaluation(b) or {}).get("dataset")
-    if fingerprint_a != fingerprint_b:
+    if not _same_dataset(a, b):
         return pd.DataFrame(), "the two runs were evaluated on different datasets: not paired"
     rows = []
     for split in PAIRED_SPLITS:

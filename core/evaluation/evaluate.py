@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from core.device import compute_policy
 from core.evaluation import metrics
 from core.events import Events, report_progress
 from core.inference.predictor import load_model
-from core.runs.layout import iso, utcnow
+from core.runs.layout import iso, jsonable, utcnow
+from core.runs.metrics_records import EvaluationRecord, parse_evaluation
 from core.runs.records import RunConfig
 from core.runs.registry import RunInfo, resolve_run
 from core.runs.writer import RunWriter
@@ -83,19 +84,10 @@ def evaluation_sets(config: RunConfig, events: Events | None = None) -> Evaluati
     )
 
 
-def stored_evaluation(info: RunInfo) -> dict[str, Any] | None:
-    """The evaluation report kept in the run's metrics.json, when it is current and whole.
-
-    The report is this module's versioned JSON document (see docs/architecture.md): its shape
-    is checked here, once, so readers index `splits`, `calibration` and `classes` safely.
-    """
+def stored_evaluation(info: RunInfo) -> EvaluationRecord | None:
+    """The evaluation kept in the run's metrics.json, when it is there and current."""
     evaluation = info.metrics.evaluation if info.metrics else None
-    if not isinstance(evaluation, dict) or evaluation.get("version") != EVALUATION_VERSION:
-        return None
-    shapes = {"splits": dict, "calibration": dict, "classes": list}
-    if any(not isinstance(evaluation.get(key), kind) for key, kind in shapes.items()):
-        return None
-    return evaluation
+    return evaluation if evaluation and evaluation.version == EVALUATION_VERSION else None
 
 
 def evaluate_run(
@@ -104,7 +96,7 @@ def evaluate_run(
     force: bool = False,
     bootstrap_samples: int = 1000,
     events: Events | None = None,
-) -> dict[str, Any]:
+) -> EvaluationRecord:
     """The run's evaluation: computed once (then stored in metrics.json) and reused."""
     info = resolve_run(run)
     if info.config is None or info.damaged or not info.has_weights:
@@ -113,7 +105,7 @@ def evaluate_run(
     cached = stored_evaluation(info)
     if cached is not None and not force:
         dataset_root = Path(info.config.data.root)
-        if not dataset_root.is_dir() or _fingerprint(dataset_root) == cached["dataset"]:
+        if not dataset_root.is_dir() or _fingerprint(dataset_root) == cached.dataset:
             return cached  # a moved dataset keeps its stored results
     started = time.perf_counter()
     sets = evaluation_sets(info.config, events)
@@ -126,7 +118,7 @@ def evaluate_run(
     table.to_csv(buffer, index=False, float_format="%.6g", lineterminator="\n")
     write_bytes_atomic(info.path / PREDICTIONS, buffer.getvalue().encode())
     RunWriter(info.path).save_metrics({"evaluation": evaluation})
-    return evaluation
+    return parse_evaluation(jsonable(evaluation))
 
 
 def load_predictions(info: RunInfo) -> pd.DataFrame | None:
@@ -239,19 +231,19 @@ def _summarise(
     }
 
 
-def split_summary(evaluation: dict[str, Any], split: str) -> dict[str, Any] | None:
-    """The headline numbers of one split (what `evaluate --json` prints per split)."""
-    report = (evaluation.get("splits") or {}).get(split)
-    if not report:
+def split_summary(evaluation: EvaluationRecord, split: str) -> dict[str, Any] | None:
+    """The headline numbers of one split, as JSON (what `evaluate --json` prints per split)."""
+    report = evaluation.split(split)
+    if report is None:
         return None
     keys = ("n", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "mcc", "ece", "nll")
-    summary = {key: report.get(key) for key in keys}
+    summary: dict[str, Any] = {key: getattr(report, key) for key in keys}
     summary.update(
-        roc_auc_macro=report.get("roc_auc_macro"),
-        per_class=report.get("per_class"),
-        confusion_matrix=report.get("confusion_matrix"),
+        roc_auc_macro=report.roc_auc_macro,
+        per_class={name: asdict(scores) for name, scores in report.per_class.items()},
+        confusion_matrix=report.confusion_matrix,
     )
-    calibration = (evaluation.get("calibration") or {}).get(split)
+    calibration = evaluation.calibration.get(split)
     if calibration:
-        summary["temperature_scaled"] = calibration
-    return summary
+        summary["temperature_scaled"] = asdict(calibration)
+    return jsonable(summary)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from core.evaluation.evaluate import stored_evaluation
+from core.runs.metrics_records import SplitReport
 from core.runs.registry import RunInfo
 
 
@@ -27,18 +27,17 @@ def run_labels(infos: Sequence[RunInfo]) -> dict[str, str]:
     }
 
 
-def report_of(info: RunInfo, split: str) -> dict[str, Any] | None:
-    """The run's classification report on `split`, or None when it has none."""
+def report_of(info: RunInfo, split: str) -> SplitReport | None:
+    """The run's scores on `split`, or None when it has none there."""
     evaluation = stored_evaluation(info)
-    report = evaluation["splits"].get(split) if evaluation else None
-    return report if isinstance(report, dict) else None
+    return evaluation.split(split) if evaluation else None
 
 
 def class_names(info: RunInfo) -> list[str]:
     """The run's classes, in label order."""
     evaluation = stored_evaluation(info)
-    if evaluation:
-        return [str(name) for name in evaluation["classes"]]
+    if evaluation and evaluation.classes:
+        return list(evaluation.classes)
     return list(info.config.classes) if info.config else []
 
 

@@ -5,110 +5,27 @@ of dicts to walk and re-validate. A file whose required parts are missing or of 
 type gives no record and one line of problem (the run is then listed as damaged); a number
 that is not one (a hand edit, another tool) reads as None.
 
-`RunConfig` is config.json, `RunStatus` status.json, `RunMetrics` metrics.json (its
-`evaluation` is the evaluation package's versioned report, kept as parsed JSON) and
-`EpochRecord` one line of history.jsonl. docs/architecture.md lists every field.
+`RunConfig` is config.json, `RunStatus` status.json and `EpochRecord` one line of
+history.jsonl; metrics.json is in `core.runs.metrics_records`. docs/architecture.md lists
+every field.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
+import json
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from core.config import DataConfig, ModelConfig, Preprocessing, TrainConfig, from_dict
-
-
-class RecordError(ValueError):
-    """A file that does not hold the record it should; the message names what is wrong."""
-
-
-Record = TypeVar("Record")
-
-
-def number_or_none(value: Any) -> float | None:
-    """A stored metric as a float, or None when a damaged file holds something else there."""
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if is_number and math.isfinite(value) else None
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether a JSON value fits a field's type hint (str, int, float, bool, None, unions,
-    tuples of one type, dicts)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, option) for option in typing.get_args(hint))
-    if origin is typing.Literal:
-        return value in typing.get_args(hint)
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return number_or_none(value) is not None
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is tuple:
-        item = typing.get_args(hint)[0]
-        return isinstance(value, list | tuple) and all(_matches(one, item) for one in value)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    return isinstance(value, hint)
-
-
-def _convert(value: Any, hint: Any) -> Any:
-    """JSON lists become the tuples a hint asks for (nested ones too)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            if option is not type(None) and _matches(value, option):
-                return _convert(value, option)
-        return value
-    if origin is tuple and isinstance(value, list | tuple):
-        item = typing.get_args(hint)[0]
-        return tuple(_convert(one, item) for one in value)
-    return value
-
-
-def parse_record(kind: type[Record], values: Any) -> Record:
-    """A flat record dataclass from a JSON object: known keys type-checked, unknown ones
-    ignored (a newer workbench may add fields); RecordError names the first wrong field."""
-    if not isinstance(values, dict):
-        raise RecordError(f"expected an object, got {type(values).__name__}")
-    hints = typing.get_type_hints(kind)
-    chosen = {}
-    for item in dataclasses.fields(kind):  # type: ignore[arg-type]
-        if item.name not in values:
-            continue
-        value, hint = values[item.name], hints[item.name]
-        if not _matches(value, hint):
-            raise RecordError(f"{item.name} is {value!r}")
-        chosen[item.name] = _convert(value, hint)
-    try:
-        return kind(**chosen)
-    except TypeError as error:  # a required field is missing
-        raise RecordError(str(error)) from None
-
-
-def parse_config_section(kind: type[Record], values: Any) -> Record:
-    """A config dataclass (DataConfig, ModelConfig, ...) from its JSON: strict, as training
-    wrote it (unknown fields are an error), every present field type-checked."""
-    try:
-        config = from_dict(kind, values)
-    except (TypeError, ValueError) as error:
-        raise RecordError(str(error)) from None
-    hints = typing.get_type_hints(kind)
-    for item in dataclasses.fields(config):  # type: ignore[arg-type]
-        value = getattr(config, item.name)
-        if dataclasses.is_dataclass(value):
-            continue
-        if not _matches(list(value) if isinstance(value, tuple) else value, hints[item.name]):
-            raise RecordError(f"{item.name} is {value!r}")
-    return config
-
-
-# ---------------------------------------------------------------- config.json
+from core.config import DataConfig, ModelConfig, Preprocessing, TrainConfig
+from core.runs.parsing import (
+    RecordError,
+    matches,
+    number_or_none,
+    parse_config_section,
+    parse_lenient,
+    parse_record,
+)
 
 
 @dataclass(frozen=True)
@@ -188,7 +105,7 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The record as config.json holds it (a new run can be created from it)."""
-        return dataclasses.asdict(self)
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples become JSON lists
 
 
 _CONFIG_PARSERS: dict[str, Any] = {
@@ -208,6 +125,8 @@ _CONFIG_PARSERS: dict[str, Any] = {
     "config_version": lambda values: parse_record(_Version, {"value": values}).value,
     "created_at": lambda values: _optional_string(values),
 }
+
+
 _REQUIRED_CONFIG = ("classes", "data", "model", "preprocessing")
 
 
@@ -268,9 +187,6 @@ def parse_config(payload: Any) -> RunConfig:
     return RunConfig(**parsed)
 
 
-# ---------------------------------------------------------------- status.json
-
-
 @dataclass(frozen=True)
 class RunStatus:
     """status.json as stored (the effective status, which may be 'interrupted', is RunInfo's)."""
@@ -297,63 +213,6 @@ def parse_status(payload: Any) -> RunStatus:
     return parse_record(RunStatus, payload)
 
 
-# ---------------------------------------------------------------- metrics.json
-
-
-@dataclass(frozen=True)
-class ValidationMetrics:
-    """The best epoch's validation numbers, as training recorded them."""
-
-    n: int | None = None
-    accuracy: float | None = None
-    loss: float | None = None
-    confusion_matrix: tuple[tuple[int, ...], ...] | None = None
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """metrics.json: how training went, and the stored evaluation report (when evaluated)."""
-
-    best_epoch: int | None = None
-    epochs_run: int | None = None
-    train_seconds: float | None = None
-    stopped_early: bool | None = None
-    batch_size: int | None = None
-    val: ValidationMetrics | None = None
-    # The evaluation package's versioned report (core.evaluation.evaluate checks its version).
-    evaluation: dict[str, Any] | None = None
-
-
-def _lenient(kind: type[Record], values: dict[str, Any]) -> Record:
-    """A record whose fields of the wrong type read as None (odd numbers are not fatal)."""
-    hints = typing.get_type_hints(kind)
-    chosen = {}
-    for item in dataclasses.fields(kind):  # type: ignore[arg-type]
-        value = values.get(item.name)
-        if item.name in values and _matches(value, hints[item.name]):
-            chosen[item.name] = _convert(value, hints[item.name])
-    return kind(**chosen)
-
-
-def parse_metrics(payload: Any) -> RunMetrics:
-    """metrics.json as RunMetrics; RecordError when its sections have the wrong shape."""
-    if not isinstance(payload, dict):
-        raise RecordError("is not a JSON object")
-    wrong = [
-        name
-        for name in ("val", "evaluation")
-        if name in payload and not isinstance(payload[name], dict)
-    ]
-    if wrong:
-        raise RecordError(f"has unreadable sections ({', '.join(wrong)})")
-    top = _lenient(RunMetrics, {k: v for k, v in payload.items() if k not in ("val", "evaluation")})
-    val = _lenient(ValidationMetrics, payload["val"]) if "val" in payload else None
-    return dataclasses.replace(top, val=val, evaluation=payload.get("evaluation"))
-
-
-# ---------------------------------------------------------------- history.jsonl
-
-
 @dataclass(frozen=True)
 class EpochRecord:
     """One line of history.jsonl (a value that is not a number reads as None)."""
@@ -375,6 +234,6 @@ class EpochRecord:
 
 def parse_epoch(payload: Any) -> EpochRecord:
     """One history line as an EpochRecord; RecordError when it has no whole epoch number."""
-    if not isinstance(payload, dict) or not _matches(payload.get("epoch"), int):
+    if not isinstance(payload, dict) or not matches(payload.get("epoch"), int):
         raise RecordError("has no epoch number")
-    return _lenient(EpochRecord, payload)
+    return parse_lenient(EpochRecord, payload)

@@ -43,16 +43,14 @@ from core.runs.layout import (
     run_created_at,
     utcnow,
 )
+from core.runs.metrics_records import RunMetrics, parse_metrics
+from core.runs.parsing import Record, RecordError
 from core.runs.records import (
     EpochRecord,
-    Record,
-    RecordError,
     RunConfig,
-    RunMetrics,
     RunStatus,
     parse_config,
     parse_epoch,
-    parse_metrics,
     parse_status,
 )
 

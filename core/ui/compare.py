@@ -155,7 +155,11 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
         st.plotly_chart(roc_chart(reports, union_of(classes)), width="stretch")
     with calibration_tab:
         st.plotly_chart(reliability_chart(reports), width="stretch")
-        evaluations = {labels[info.run_id]: stored_evaluation(info) or {} for info in evaluated}
+        evaluations = {
+            labels[info.run_id]: evaluation
+            for info in evaluated
+            if (evaluation := stored_evaluation(info)) is not None
+        }
         st.dataframe(calibration_table(evaluations, split), hide_index=True, width="stretch")
         st.caption(
             "Temperature scaling divides the logits by one number fitted on the validation "

@@ -14,6 +14,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS
+from core.runs.metrics_records import SplitReport
 
 RUN_COLOURS = qualitative.Plotly
 
@@ -73,16 +74,16 @@ def curves_chart(histories: dict[str, Sequence[dict]], *, over_time: bool = Fals
     return figure
 
 
-def split_accuracy_chart(reports: dict[str, dict[str, dict | None]]) -> go.Figure:
+def split_accuracy_chart(reports: dict[str, dict[str, SplitReport | None]]) -> go.Figure:
     """Accuracy of each run on each split, with its bootstrap 95% interval as error bars."""
     figure = go.Figure()
     labels = [SPLIT_LABELS[split] for split in SPLITS]
     for position, (run_label, by_split) in enumerate(reports.items()):
         values, above, below = [], [], []
         for split in SPLITS:
-            report = by_split.get(split) or {}
-            value = report.get("accuracy")
-            low, high = report.get("accuracy_ci") or (value, value)
+            report = by_split.get(split)
+            value = report.accuracy if report else None
+            low, high = (report.accuracy_ci if report else None) or (value, value)
             values.append(value)
             above.append(high - value if value is not None and high is not None else None)
             below.append(value - low if value is not None and low is not None else None)
@@ -165,13 +166,13 @@ def confusion_chart(
 
 
 def show_confusion_matrices(
-    reports: dict[str, dict], classes: dict[str, list[str]], *, normalise: bool
+    reports: dict[str, SplitReport], classes: dict[str, list[str]], *, normalise: bool
 ) -> None:
     """The runs' confusion matrices side by side, three to a row."""
     columns = st.columns(min(3, len(reports)))
     for position, (label, report) in enumerate(reports.items()):
         figure = confusion_chart(
-            report.get("confusion_matrix") or [], classes.get(label, []), normalise=normalise,
+            report.confusion_matrix, classes.get(label, []), normalise=normalise,
             title=label,
         )  # fmt: skip
         columns[position % len(columns)].plotly_chart(
@@ -184,9 +185,9 @@ def union_of(classes: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(name for names in classes.values() for name in names))
 
 
-def roc_chart(reports: dict[str, dict], classes: Sequence[str]) -> go.Figure:
+def roc_chart(reports: dict[str, SplitReport], classes: Sequence[str]) -> go.Figure:
     """One-vs-rest ROC curve of every class (one panel each), one line per run's report."""
-    curves = {label: report.get("roc_curves") or {} for label, report in reports.items()}
+    curves = {label: report.roc_curves for label, report in reports.items()}
     columns = min(4, max(1, len(classes)))
     rows = max(1, math.ceil(len(classes) / columns))
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(classes))
@@ -217,9 +218,9 @@ def roc_chart(reports: dict[str, dict], classes: Sequence[str]) -> go.Figure:
     return figure
 
 
-def reliability_chart(reports: dict[str, dict]) -> go.Figure:
+def reliability_chart(reports: dict[str, SplitReport]) -> go.Figure:
     """Accuracy against confidence per confidence bin, per run; the diagonal is calibrated."""
-    bins = {label: report.get("reliability") or [] for label, report in reports.items()}
+    bins = {label: report.reliability for label, report in reports.items()}
     figure = go.Figure(
         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
                    line={"color": "grey", "dash": "dash", "width": 1})

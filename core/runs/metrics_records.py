@@ -1,0 +1,159 @@
+"""metrics.json as typed records: how training went, and the stored evaluation report.
+
+Training writes the top level and `val`; evaluation (`core.evaluation.evaluate`) writes the
+`evaluation` report, whose version it checks when reading it back. A number that is not one
+reads as None; a section of the wrong shape gives no record and one line of problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.runs.parsing import RecordError, parse_lenient
+
+
+@dataclass(frozen=True)
+class ValidationMetrics:
+    """The best epoch's validation numbers, as training recorded them."""
+
+    n: int | None = None
+    accuracy: float | None = None
+    loss: float | None = None
+    confusion_matrix: tuple[tuple[int, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """One class's one-vs-rest scores on one split."""
+
+    precision: float | None = None
+    recall: float | None = None  # sensitivity
+    specificity: float | None = None
+    f1: float | None = None
+    support: int | None = None
+    roc_auc: float | None = None  # None when the split lacks positives or negatives
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """A run's scores on one split (validation, official test, leak-free test)."""
+
+    n: int
+    accuracy: float | None = None
+    accuracy_ci: tuple[float, ...] | None = None  # bootstrap 95% interval (low, high)
+    macro_f1: float | None = None
+    macro_f1_ci: tuple[float, ...] | None = None
+    mcc: float | None = None
+    ece: float | None = None
+    nll: float | None = None
+    per_class: dict[str, ClassScores] = field(default_factory=dict)
+    confusion_matrix: tuple[tuple[int, ...], ...] = ()  # rows true, columns predicted
+    roc_auc_macro: float | None = None
+    roc_curves: dict[str, Any] = field(default_factory=dict)  # class -> {fpr, tpr} or None
+    reliability: tuple[dict[str, Any], ...] = ()  # non-empty confidence bins
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling fitted on validation, and its effect on one test split."""
+
+    temperature: float | None = None
+    ece_before: float | None = None
+    ece_after: float | None = None
+    nll_before: float | None = None
+    nll_after: float | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """The stored evaluation: every split's report side by side, computed on one dataset."""
+
+    version: int | None = None
+    created_at: str | None = None
+    dataset: str | None = None  # the dataset's content fingerprint
+    audit_threshold: float | None = None
+    split_matches_training: bool = True
+    classes: tuple[str, ...] = ()
+    splits: dict[str, SplitReport | None] = field(default_factory=dict)
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+    seconds: float | None = None
+
+    def split(self, name: str) -> SplitReport | None:
+        """The report of one split, or None when the run has none there."""
+        return self.splits.get(name)
+
+
+def _split_report(values: Any) -> SplitReport | None:
+    if values is None:
+        return None  # e.g. a dataset without a test split
+    if not isinstance(values, dict) or not isinstance(values.get("n"), int):
+        raise RecordError("a split report has no image count")
+    per_class = values.get("per_class")
+    if not isinstance(per_class, dict) or not all(isinstance(v, dict) for v in per_class.values()):
+        raise RecordError("a split report has no per-class scores")
+    report = parse_lenient(SplitReport, values)
+    return dataclasses.replace(
+        report,
+        per_class={str(name): parse_lenient(ClassScores, one) for name, one in per_class.items()},
+    )
+
+
+def parse_evaluation(payload: Any) -> EvaluationRecord:
+    """The evaluation report as an EvaluationRecord; RecordError when its parts are misshapen."""
+    if not isinstance(payload, dict):
+        raise RecordError("the evaluation is not an object")
+    splits, calibration = payload.get("splits"), payload.get("calibration", {})
+    if not isinstance(splits, dict) or not isinstance(calibration, dict):
+        raise RecordError("the evaluation has no splits")
+    if not all(isinstance(one, dict) for one in calibration.values()):
+        raise RecordError("the evaluation's calibration is unreadable")
+    top = parse_lenient(
+        EvaluationRecord, {k: v for k, v in payload.items() if k not in ("splits", "calibration")}
+    )
+    return dataclasses.replace(
+        top,
+        splits={str(name): _split_report(report) for name, report in splits.items()},
+        calibration={
+            str(name): parse_lenient(Calibration, one) for name, one in calibration.items()
+        },
+    )
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """metrics.json: how training went, and the stored evaluation (when evaluated)."""
+
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    train_seconds: float | None = None
+    stopped_early: bool | None = None
+    batch_size: int | None = None
+    val: ValidationMetrics | None = None
+    evaluation: EvaluationRecord | None = None
+
+
+def parse_metrics(payload: Any) -> RunMetrics:
+    """metrics.json as RunMetrics; RecordError when its sections have the wrong shape."""
+    if not isinstance(payload, dict):
+        raise RecordError("is not a JSON object")
+    wrong = [
+        name
+        for name in ("val", "evaluation")
+        if name in payload and not isinstance(payload[name], dict)
+    ]
+    if wrong:
+        raise RecordError(f"has unreadable sections ({', '.join(wrong)})")
+    try:
+        evaluation = parse_evaluation(payload["evaluation"]) if "evaluation" in payload else None
+    except RecordError:
+        # A report of another shape (an older workbench, a hand edit) reads as no evaluation:
+        # the run is offered for evaluation again, which rewrites it.
+        evaluation = None
+    training = {key: value for key, value in payload.items() if key not in ("val", "evaluation")}
+    return dataclasses.replace(
+        parse_lenient(RunMetrics, training),
+        val=parse_lenient(ValidationMetrics, payload["val"]) if "val" in payload else None,
+        evaluation=evaluation,
+    )
