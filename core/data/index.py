@@ -27,7 +27,6 @@ INDEX_VERSION = 1
 # and saves that as the decoded-image cache, so no one decodes the dataset a second time for it.
 INDEX_IMAGE_SIZE = 128
 
-
 INDEX_COLUMNS = [
     "path",
     "label",

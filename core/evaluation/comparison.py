@@ -168,7 +168,6 @@ def misclassified(info: RunInfo, split: str = "test") -> pd.DataFrame:
 
 SIGNIFICANCE = 0.05
 
-
 PER_CLASS_KEYS = ("precision", "recall", "specificity", "f1", "roc_auc", "support")
 
 

@@ -12,7 +12,6 @@ from core.imaging.pixels import resize_square
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
-
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 

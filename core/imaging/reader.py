@@ -27,9 +27,7 @@ from core.imaging.pixels import (
 
 MAX_FILE_BYTES: int = 50 * 1024 * 1024
 
-
 MAX_PIXELS: int = 40_000_000  # per frame
-
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
@@ -51,7 +49,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"II+\x00", "TIFF"),  # BigTIFF
     (b"MM\x00+", "TIFF"),
 )
-
 
 _BIT_DEPTH: dict[str, int] = {"1": 1, "I": 32, "F": 32}
 

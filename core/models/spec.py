@@ -11,9 +11,7 @@ from core.config import ModelConfig
 
 Builder = Callable[[ModelConfig], nn.Module]
 
-
 Stages = Callable[[nn.Module], list[nn.Module]]
-
 
 PRETRAINED_ATTRIBUTE = "imagenet_pretrained"  # set by build_model; read by parameter_groups
 

@@ -20,27 +20,19 @@ except ImportError:  # Windows: no advisory locks; label updates stay atomic, ju
 
 STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
 
-
 TERMINAL_STATUSES = ("completed", "cancelled", "failed", "interrupted")
-
 
 LIVE_STATUSES = ("queued", "running")
 
-
 HEARTBEAT_STALE_SECONDS: float = 60.0
-
 
 CONFIG, STATUS, HISTORY = "config.json", "status.json", "history.jsonl"
 
-
 METRICS, WEIGHTS, META = "metrics.json", "model.safetensors", "meta.json"
-
 
 _LOCK = ".lock"
 
-
 _ID_TIME = "%Y%m%dT%H%M%SZ"
-
 
 _ID_TIME_RE = re.compile(r"^(\d{8}T\d{6}Z)_")
 

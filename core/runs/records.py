@@ -126,7 +126,6 @@ _CONFIG_PARSERS: dict[str, Any] = {
     "created_at": lambda values: _optional_string(values),
 }
 
-
 _REQUIRED_CONFIG = ("classes", "data", "model", "preprocessing")
 
 

@@ -41,7 +41,6 @@ from core.ui.run_management import SELECTION_KEY, run_summary
 
 EVALUATION_REPORT_KEY = "_compare_evaluation_report"
 
-
 TABLE_COLUMNS = [
     "name", "status", "model", "family", "pretrained", "freeze", "image_size", "augmentation",
     "epochs", "parameters", "train_seconds", "images_per_second", "best_val_accuracy",

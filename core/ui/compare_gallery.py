@@ -24,7 +24,6 @@ from core.ui.images import displayable
 
 GALLERY_LIMIT = 12
 
-
 GALLERY_COLUMNS = 4
 
 

@@ -11,7 +11,6 @@ from core.runs.registry import RunInfo, delete_run, rename_run, set_tags
 
 FEEDBACK_KEY = "_compare_feedback"
 
-
 SELECTION_KEY = "compare_runs"
 
 
