@@ -1,10 +1,12 @@
-"""`python -m core evaluate` and `python -m core compare`: honest metrics from a shell."""
+"""`python -m core evaluate`, `compare` and `stress`: honest metrics from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Any
+
+from core.imaging.shifts import SHIFTS
 
 SPLIT_CHOICES = {"val": "val", "test": "test", "leak-free": "leak_free_test"}
 
@@ -88,8 +90,39 @@ def command_compare(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_stress(arguments: argparse.Namespace) -> int:
+    """Accuracy of one run on its duplicate-free test images under each shift and severity."""
+    from dataclasses import asdict
+
+    from core.cli.progress import progress_events
+    from core.evaluation.stress import stress_run
+
+    record = stress_run(
+        arguments.run,
+        shifts=arguments.shifts,
+        force=arguments.force,
+        events=progress_events(not arguments.json),
+    )
+    if arguments.json:
+        print(json.dumps(asdict(record), indent=2))
+        return 0
+    print(
+        f"run {arguments.run}: accuracy on {record.n} duplicate-free test images, "
+        "per shift and severity (the first severity is the unshifted image)"
+    )
+    for name, points in record.shifts.items():
+        if arguments.shifts and name not in arguments.shifts:
+            continue
+        scores = "  ".join(
+            f"{point.severity:g}: {point.accuracy:.1%}" if point.accuracy is not None else "n/a"
+            for point in points
+        )
+        print(f"  {name:>16}  {scores}")
+    return 0
+
+
 def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
-    """Register `evaluate` and `compare` on the CLI's subcommand parser."""
+    """Register `evaluate`, `compare` and `stress` on the CLI's subcommand parser."""
     evaluate = commands.add_parser(
         "evaluate", help="metrics on validation, official test and leak-free test"
     )
@@ -103,3 +136,15 @@ def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("runs", nargs="+", metavar="RUN_ID_OR_DIR")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.set_defaults(handler=command_compare)
+
+    stress = commands.add_parser(
+        "stress", help="accuracy under scanner-like shifts (rotation, noise, blur, ...)"
+    )
+    stress.add_argument("run", metavar="RUN_ID_OR_DIR")
+    stress.add_argument(
+        "--shifts", nargs="+", choices=list(SHIFTS), metavar="SHIFT",
+        help=f"shifts to test (default all): {' '.join(SHIFTS)}",
+    )  # fmt: skip
+    stress.add_argument("--force", action="store_true", help="recompute stored results")
+    stress.add_argument("--json", action="store_true", help="print one JSON object")
+    stress.set_defaults(handler=command_stress)

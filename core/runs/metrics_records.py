@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.runs.parsing import RecordError, parse_lenient
+from core.runs.parsing import RecordError, matches, parse_lenient
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,43 @@ def parse_evaluation(payload: Any) -> EvaluationRecord:
 
 
 @dataclass(frozen=True)
+class StressPoint:
+    """A run's score on the stress-test images under one shift at one severity."""
+
+    severity: float
+    accuracy: float | None = None
+    accuracy_ci: tuple[float, ...] | None = None
+    macro_f1: float | None = None
+
+
+@dataclass(frozen=True)
+class StressRecord:
+    """The stored stress test: per shift, the score at each severity (the first: unshifted)."""
+
+    version: int | None = None
+    created_at: str | None = None
+    dataset: str | None = None  # the dataset's content fingerprint
+    subset: str | None = None  # which test images were shifted (an evaluation split's name)
+    n: int | None = None
+    shifts: dict[str, tuple[StressPoint, ...]] = field(default_factory=dict)
+
+
+def parse_stress(payload: Any) -> StressRecord:
+    """The stress report as a StressRecord; RecordError when its parts are misshapen."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("shifts"), dict):
+        raise RecordError("the stress test has no shifts")
+    shifts = {}
+    for name, points in payload["shifts"].items():
+        if not isinstance(points, list) or not all(
+            isinstance(point, dict) and matches(point.get("severity"), float) for point in points
+        ):
+            raise RecordError(f"the stress test's {name} points are unreadable")
+        shifts[str(name)] = tuple(parse_lenient(StressPoint, point) for point in points)
+    top = parse_lenient(StressRecord, {k: v for k, v in payload.items() if k != "shifts"})
+    return dataclasses.replace(top, shifts=shifts)
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     """metrics.json: how training went, and the stored evaluation (when evaluated)."""
 
@@ -132,6 +169,7 @@ class RunMetrics:
     batch_size: int | None = None
     val: ValidationMetrics | None = None
     evaluation: EvaluationRecord | None = None
+    stress: StressRecord | None = None
 
 
 def parse_metrics(payload: Any) -> RunMetrics:
@@ -151,9 +189,15 @@ def parse_metrics(payload: Any) -> RunMetrics:
         # A report of another shape (an older workbench, a hand edit) reads as no evaluation:
         # the run is offered for evaluation again, which rewrites it.
         evaluation = None
-    training = {key: value for key, value in payload.items() if key not in ("val", "evaluation")}
+    try:
+        stress = parse_stress(payload["stress"]) if "stress" in payload else None
+    except RecordError:
+        stress = None  # as for the evaluation: the stress test is offered again
+    sections = ("val", "evaluation", "stress")
+    training = {key: value for key, value in payload.items() if key not in sections}
     return dataclasses.replace(
         parse_lenient(RunMetrics, training),
         val=parse_lenient(ValidationMetrics, payload["val"]) if "val" in payload else None,
         evaluation=evaluation,
+        stress=stress,
     )

@@ -1,0 +1,133 @@
+"""Stress tests: a run's accuracy on its duplicate-free test images under scanner-like shifts.
+
+Each shift of `core.imaging.shifts` is applied at each of its severities to the decoded test
+images, before the run's own preprocessing, exactly as an upload would be classified. The
+unshifted score is computed once and is every shift's first point, so severity 0 equals the
+evaluation's duplicate-free test accuracy. Results go into the run's metrics.json ("stress"),
+are reused, and are recomputed only for shifts not stored yet, or with `force`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.evaluation import metrics
+from core.evaluation.evaluate import EvaluationError, evaluation_sets
+from core.events import Events, report_progress
+from core.imaging.reader import read_image
+from core.imaging.shifts import SHIFTS, apply_shift
+from core.inference.predictor import Predictor
+from core.runs.layout import iso, jsonable, utcnow
+from core.runs.metrics_records import StressRecord, parse_stress
+from core.runs.registry import RunInfo, resolve_run
+from core.runs.writer import RunWriter
+
+STRESS_VERSION = 1
+STRESS_SUBSET = "leak_free_test"  # test images with no exact or near copy in training
+BATCH = 64
+
+
+def stored_stress(info: RunInfo) -> StressRecord | None:
+    """The stress test kept in the run's metrics.json, when it is there and current."""
+    stress = info.metrics.stress if info.metrics else None
+    return stress if stress and stress.version == STRESS_VERSION else None
+
+
+def _check_shifts(names: Sequence[str] | None) -> list[str]:
+    chosen = list(names) if names else list(SHIFTS)
+    unknown = [name for name in chosen if name not in SHIFTS]
+    if unknown:
+        raise ValueError(f"unknown shift {unknown[0]!r}; choose from {', '.join(SHIFTS)}")
+    return chosen
+
+
+def _score(
+    predictor: Predictor, images: list[np.ndarray], labels: np.ndarray, bootstrap_samples: int
+) -> dict[str, Any]:
+    """Accuracy (with its bootstrap 95% interval) and macro-F1 of the run on `images`."""
+    predicted = np.concatenate(
+        [
+            predictor.probabilities(images[start : start + BATCH]).argmax(axis=1)
+            for start in range(0, len(images), BATCH)
+        ]
+    )
+    interval = (
+        list(metrics.bootstrap_ci(labels, predicted, metrics.accuracy, samples=bootstrap_samples))
+        if bootstrap_samples > 0
+        else None
+    )
+    return {
+        "accuracy": metrics.accuracy(labels, predicted),
+        "accuracy_ci": interval,
+        "macro_f1": metrics.macro_f1(labels, predicted),
+    }
+
+
+def stress_run(
+    run: str | Path,
+    *,
+    shifts: Sequence[str] | None = None,
+    force: bool = False,
+    bootstrap_samples: int = 1000,
+    events: Events | None = None,
+) -> StressRecord:
+    """The run's stress test for `shifts` (all by default): stored ones reused, others computed."""
+    chosen = _check_shifts(shifts)
+    info = resolve_run(run)
+    if info.config is None or not info.usable:
+        problems = "; ".join(info.problems) or "it is not a completed run with weights"
+        raise EvaluationError(f"run {info.run_id} cannot be stress-tested: {problems}")
+    sets = evaluation_sets(info.config, events)
+    fingerprint = sets.data.dataset.fingerprint
+    stored = stored_stress(info)
+    kept = {} if force or stored is None or stored.dataset != fingerprint else dict(stored.shifts)
+    missing = [name for name in chosen if name not in kept]
+    if not missing:
+        return stored  # type: ignore[return-value]  # kept is non-empty only when stored is
+    positions = sets.positions[STRESS_SUBSET]
+    if len(positions) == 0:
+        raise EvaluationError(f"run {info.run_id}: the dataset has no duplicate-free test images")
+    started = time.perf_counter()
+    frame, root = sets.data.dataset.frame, sets.data.dataset.root
+    images = [read_image(root / frame["path"].iat[int(position)]).pixels for position in positions]
+    labels = sets.data.labels.numpy()[positions]
+    predictor = Predictor.from_run(info.path)
+    baseline = {"severity": None, **_score(predictor, images, labels, bootstrap_samples)}
+    computed: dict[str, list[dict[str, Any]]] = {}
+    total = sum(len(SHIFTS[name].severities) - 1 for name in missing)
+    done = 0
+    for name in missing:
+        shift = SHIFTS[name]
+        points = [{**baseline, "severity": shift.severities[0]}]
+        for severity in shift.severities[1:]:
+            report_progress(events, "stress", done, total, f"Stress test: {name} at {severity}")
+            shifted = [
+                apply_shift(image, name, severity, seed=index) for index, image in enumerate(images)
+            ]
+            points.append(
+                {"severity": severity, **_score(predictor, shifted, labels, bootstrap_samples)}
+            )
+            done += 1
+        computed[name] = points
+    report_progress(events, "stress", total, total, "Stress test done")
+    payload = {
+        "version": STRESS_VERSION,
+        "created_at": iso(utcnow()),
+        "dataset": fingerprint,
+        "subset": STRESS_SUBSET,
+        "n": len(positions),
+        "seconds": round(time.perf_counter() - started, 2),
+        "shifts": {
+            **{name: [asdict(point) for point in points] for name, points in kept.items()},
+            **computed,
+        },
+    }
+    payload = jsonable(payload)
+    RunWriter(info.path).save_metrics({"stress": payload})
+    return parse_stress(payload)
