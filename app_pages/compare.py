@@ -11,6 +11,7 @@ from core.ui.compare import (
     show_selected_runs,
 )
 from core.ui.compare_gallery import show_mistakes
+from core.ui.compare_stress import show_stress_tests
 from core.ui.run_management import show_feedback, show_run_management
 
 st.title("Compare runs")
@@ -33,6 +34,9 @@ selected = show_selected_runs(infos, table, labels)
 
 st.subheader("Accuracy against training time")
 show_accuracy_against_time(table, selected)
+
+st.subheader("Stress tests: accuracy under scanner-like shifts")
+show_stress_tests(selected, labels)
 
 st.subheader("Mistakes")
 show_mistakes(infos, selected, labels)

@@ -16,6 +16,8 @@ from core import paths
 from core.config import augmentation
 from core.evaluation.comparison import misclassified
 from core.evaluation.evaluate import evaluate_run, stored_evaluation
+from core.evaluation.stress import stored_stress
+from core.imaging.shifts import SHIFTS
 from core.runs.registry import load_run
 from core.runs.writer import RunWriter
 from core.training.fit import fit
@@ -239,3 +241,24 @@ def test_no_runs_points_to_the_train_page(
     assert any("No training run yet" in info.value for info in at.info)
     links = [element.proto.page for element in at.get("page_link")]
     assert links == ["train"]
+
+
+def test_the_stress_button_tests_the_selected_runs_and_draws_their_curves(
+    app: AppTest, made: Runs
+) -> None:
+    # Last in this module: the stress results it stores add a chart to the page.
+    app.multiselect(key="compare_runs").set_value([made.first, made.second]).run()
+    charts_before = chart_count(app)
+    app.button(key="compare_stress").click().run()
+    assert not app.exception
+    for run_id in (made.first, made.second):
+        record = stored_stress(load_run(run_id))
+        assert record is not None and set(record.shifts) == set(SHIFTS)
+    assert chart_count(app) == charts_before + 1
+    stress_spec = next(
+        json.loads(chart.proto.spec)
+        for chart in app.get("plotly_chart")
+        if "rotation" in str(json.loads(chart.proto.spec).get("layout", {}).get("annotations"))
+    )
+    assert len(stress_spec["data"]) == 2 * len(SHIFTS)  # a line per run and shift
+    assert not [button for button in app.button if button.key == "compare_stress"]

@@ -54,6 +54,10 @@ def test_stored_shifts_are_reused_and_only_new_ones_computed(
     both = stress.stress_run(trained, shifts=["blur", "jpeg"], bootstrap_samples=0)
     assert len(calls) == len(SHIFTS["jpeg"].severities)  # the unshifted images, then each one
     assert {"blur", "jpeg"} <= set(both.shifts)
+    calls.clear()
+    forced = stress.stress_run(trained, shifts=["jpeg"], force=True, bootstrap_samples=0)
+    assert len(calls) == len(SHIFTS["jpeg"].severities)  # only the forced shift again
+    assert {"blur", "jpeg"} <= set(forced.shifts)  # the other stored shift is kept
 
 
 def test_the_cli_prints_the_curves_and_refuses_bad_input(trained: str, tmp_path: Path) -> None:

@@ -77,7 +77,8 @@ def stress_run(
     bootstrap_samples: int = 1000,
     events: Events | None = None,
 ) -> StressRecord:
-    """The run's stress test for `shifts` (all by default): stored ones reused, others computed."""
+    """The run's stress test for `shifts` (all by default): stored ones reused, others computed
+    (`force`: the chosen shifts recomputed, the other stored ones kept)."""
     chosen = _check_shifts(shifts)
     info = resolve_run(run)
     if info.config is None or not info.usable:
@@ -86,7 +87,9 @@ def stress_run(
     sets = evaluation_sets(info.config, events)
     fingerprint = sets.data.dataset.fingerprint
     stored = stored_stress(info)
-    kept = {} if force or stored is None or stored.dataset != fingerprint else dict(stored.shifts)
+    kept = {} if stored is None or stored.dataset != fingerprint else dict(stored.shifts)
+    if force:  # recompute the chosen shifts; keep the others' stored results
+        kept = {name: points for name, points in kept.items() if name not in chosen}
     missing = [name for name in chosen if name not in kept]
     if not missing:
         return stored  # type: ignore[return-value]  # kept is non-empty only when stored is
@@ -97,7 +100,7 @@ def stress_run(
     frame, root = sets.data.dataset.frame, sets.data.dataset.root
     images = [read_image(root / frame["path"].iat[int(position)]).pixels for position in positions]
     labels = sets.data.labels.numpy()[positions]
-    predictor = Predictor.from_run(info.path)
+    predictor = Predictor.from_run(info.path, purpose="evaluate")
     baseline = {"severity": None, **_score(predictor, images, labels, bootstrap_samples)}
     computed: dict[str, list[dict[str, Any]]] = {}
     total = sum(len(SHIFTS[name].severities) - 1 for name in missing)

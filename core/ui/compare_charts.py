@@ -14,7 +14,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS
-from core.runs.metrics_records import SplitReport
+from core.runs.metrics_records import SplitReport, StressRecord
 
 RUN_COLOURS = qualitative.Plotly
 
@@ -244,5 +244,33 @@ def reliability_chart(reports: dict[str, SplitReport]) -> go.Figure:
         margin={"t": 30, "b": 10},
         xaxis={"title": "confidence (top-class probability)", "range": [0, 1]},
         yaxis={"title": "accuracy", "range": [0, 1.02]},
+    )
+    return figure
+
+
+def stress_chart(records: dict[str, StressRecord]) -> go.Figure:
+    """Accuracy against severity, one panel per shift, one line per run (first point: unshifted)."""
+    names = list(dict.fromkeys(name for record in records.values() for name in record.shifts))
+    columns = min(5, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / columns))
+    titles = [name.replace("_", " ") for name in names]
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, shared_yaxes=True)
+    for index, name in enumerate(names):
+        row, column = index // columns + 1, index % columns + 1
+        for position, (label, record) in enumerate(records.items()):
+            points = record.shifts.get(name, ())
+            figure.add_trace(
+                go.Scatter(
+                    x=[point.severity for point in points],
+                    y=[point.accuracy for point in points],
+                    mode="lines+markers", name=label, legendgroup=label,
+                    showlegend=index == 0, line={"color": colour(position)},
+                    hovertemplate=f"{label}<br>{name} %{{x}}: %{{y:.1%}}<extra></extra>",
+                ),
+                row=row, col=column,
+            )  # fmt: skip
+    figure.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    figure.update_layout(
+        height=260 * rows, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.15}
     )
     return figure

@@ -1,0 +1,73 @@
+"""The Compare page's stress tests: accuracy of the selected runs under scanner-like shifts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import streamlit as st
+
+from core.evaluation.stress import stored_stress, stress_run
+from core.events import PROGRESS, Events, StageProgress
+from core.runs.registry import RunInfo
+from core.ui.compare_charts import stress_chart
+
+STRESS_REPORT_KEY = "_compare_stress_report"
+
+
+def _run_stress_tests(pending: Sequence[RunInfo], labels: dict[str, str]) -> None:
+    """Stress-test each run under a status box; one failure never stops the others. Reruns."""
+    failures: list[str] = []
+    with st.status(f"Stress-testing {len(pending)} run(s)...", expanded=True) as box:
+        bar = st.progress(0.0)
+        for index, info in enumerate(pending):
+            events = Events()
+
+            def show(stage: StageProgress, index: int = index) -> None:
+                bar.progress((index + stage.fraction) / len(pending), text=stage.message)
+
+            events.add_callback(PROGRESS, show)
+            st.write(f"{labels[info.run_id]}: every shift at every severity")
+            try:
+                stress_run(info.run_id, events=events)
+            # EvaluationError and RunError (ValueErrors) for a run that cannot be used; OSError
+            # and ImageReadError (a ValueError) for a dataset that changed under it.
+            except (ValueError, OSError) as error:
+                failures.append(f"{labels[info.run_id]}: {error}")
+                st.error(failures[-1])
+        box.update(
+            label=f"Stress-tested {len(pending) - len(failures)} of {len(pending)} run(s)",
+            state="error" if failures else "complete",
+        )
+    st.session_state[STRESS_REPORT_KEY] = failures
+    st.rerun()
+
+
+def show_stress_tests(selected: Sequence[RunInfo], labels: dict[str, str]) -> None:
+    """The selected runs' stress curves, and a button for those not stress-tested yet."""
+    for failure in st.session_state.pop(STRESS_REPORT_KEY, []):
+        st.error(f"Could not stress-test {failure}")
+    records = {
+        labels[info.run_id]: record
+        for info in selected
+        if (record := stored_stress(info)) is not None
+    }
+    if records:
+        sizes = sorted({record.n for record in records.values() if record.n})
+        st.plotly_chart(stress_chart(records), width="stretch")
+        st.caption(
+            f"Accuracy on the leak-free test images ({', '.join(map(str, sizes))}) under each "
+            "shift, applied to the decoded image before the run's own preprocessing; the first "
+            "point of each line is the unshifted image. Same-source test scores hide these drops."
+        )
+    pending = [info for info in selected if info.usable and stored_stress(info) is None]
+    if not pending:
+        if not records:
+            st.info("Pick completed runs to stress-test them.")
+        return
+    st.info(
+        f"{len(pending)} selected run(s) without a stress test: rotation, zoom, noise, blur, "
+        "intensity, resolution and JPEG shifts at four severities each (about half a minute for "
+        "cnn_fast, several minutes for MobileNetV2 on a laptop CPU)."
+    )
+    if st.button(f"Stress-test {len(pending)} run(s)", key="compare_stress"):
+        _run_stress_tests(pending, labels)
