@@ -25,7 +25,6 @@ from core.evaluation.run_selection import (
     report_of,
     stored_evaluation,
 )
-from core.events import PROGRESS, Events, StageProgress
 from core.runs.registry import RunInfo
 from core.ui.compare_charts import (
     accuracy_time_chart,
@@ -37,6 +36,7 @@ from core.ui.compare_charts import (
     union_of,
 )
 from core.ui.downloads import csv_download
+from core.ui.progress import work_on_runs
 from core.ui.run_management import SELECTION_KEY, run_summary
 
 EVALUATION_REPORT_KEY = "_compare_evaluation_report"
@@ -93,28 +93,14 @@ def plural(count: int, template: str) -> str:
 
 def evaluate_with_progress(pending: Sequence[RunInfo]) -> None:
     """Evaluate each run under a status box; one failure never stops the others. Reruns."""
-    failures: list[str] = []
-    with st.status(plural(len(pending), "Evaluating {} run") + "...", expanded=True) as box:
-        bar = st.progress(0.0)
-        for index, info in enumerate(pending):
-            events = Events()
-
-            def show(stage: StageProgress, index: int = index) -> None:
-                bar.progress((index + stage.fraction) / len(pending), text=stage.message)
-
-            events.add_callback(PROGRESS, show)
-            st.write(f"{info.display_name}: evaluating on validation, test and leak-free test")
-            try:
-                evaluate_run(info.run_id, events=events)
-            # EvaluationError and RunError (both ValueErrors) for a run that cannot be
-            # evaluated; ImageReadError and OSError for a dataset that changed under it.
-            except (ValueError, OSError) as error:
-                failures.append(f"{info.display_name}: {error}")
-                st.error(failures[-1])
-        box.update(
-            label=f"Evaluated {len(pending) - len(failures)} of " + plural(len(pending), "{} run"),
-            state="error" if failures else "complete",
-        )
+    failures = work_on_runs(
+        pending,
+        {info.run_id: info.display_name for info in pending},
+        lambda info, events: evaluate_run(info.run_id, events=events),
+        title=plural(len(pending), "Evaluating {} run") + "...",
+        doing="evaluating on validation, test and leak-free test",
+        done="Evaluated",
+    )
     st.session_state[EVALUATION_REPORT_KEY] = (len(pending) - len(failures), failures)
     st.rerun()  # the table above was drawn before the evaluations
 

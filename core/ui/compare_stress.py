@@ -7,38 +7,23 @@ from collections.abc import Sequence
 import streamlit as st
 
 from core.evaluation.stress import stored_stress, stress_run
-from core.events import PROGRESS, Events, StageProgress
 from core.runs.registry import RunInfo
 from core.ui.compare_charts import stress_chart
+from core.ui.progress import work_on_runs
 
 STRESS_REPORT_KEY = "_compare_stress_report"
 
 
 def _run_stress_tests(pending: Sequence[RunInfo], labels: dict[str, str]) -> None:
     """Stress-test each run under a status box; one failure never stops the others. Reruns."""
-    failures: list[str] = []
-    with st.status(f"Stress-testing {len(pending)} run(s)...", expanded=True) as box:
-        bar = st.progress(0.0)
-        for index, info in enumerate(pending):
-            events = Events()
-
-            def show(stage: StageProgress, index: int = index) -> None:
-                bar.progress((index + stage.fraction) / len(pending), text=stage.message)
-
-            events.add_callback(PROGRESS, show)
-            st.write(f"{labels[info.run_id]}: every shift at every severity")
-            try:
-                stress_run(info.run_id, events=events)
-            # EvaluationError and RunError (ValueErrors) for a run that cannot be used; OSError
-            # and ImageReadError (a ValueError) for a dataset that changed under it.
-            except (ValueError, OSError) as error:
-                failures.append(f"{labels[info.run_id]}: {error}")
-                st.error(failures[-1])
-        box.update(
-            label=f"Stress-tested {len(pending) - len(failures)} of {len(pending)} run(s)",
-            state="error" if failures else "complete",
-        )
-    st.session_state[STRESS_REPORT_KEY] = failures
+    st.session_state[STRESS_REPORT_KEY] = work_on_runs(
+        pending,
+        labels,
+        lambda info, events: stress_run(info.run_id, events=events),
+        title=f"Stress-testing {len(pending)} run(s)...",
+        doing="every shift at every severity",
+        done="Stress-tested",
+    )
     st.rerun()
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import streamlit as st
 
 from core.events import PROGRESS, Events, StageProgress
+from core.runs.registry import RunInfo
 
 
 @contextlib.contextmanager
@@ -25,3 +26,40 @@ def progress_bar(label: str) -> Iterator[Events]:
         yield events
     finally:
         placeholder.empty()
+
+
+def work_on_runs(
+    runs: Sequence[RunInfo],
+    labels: dict[str, str],
+    work: Callable[[RunInfo, Events], object],
+    *,
+    title: str,
+    doing: str,
+    done: str,
+) -> list[str]:
+    """Do `work` on each run under a status box with one bar; the failures, one line each.
+
+    One failure never stops the others: ValueError (a run that cannot be used, an unreadable
+    image) and OSError (a dataset that changed under it) are listed, not raised.
+    """
+    failures: list[str] = []
+    with st.status(title, expanded=True) as box:
+        bar = st.progress(0.0)
+        for index, info in enumerate(runs):
+            events = Events()
+
+            def show(stage: StageProgress, index: int = index) -> None:
+                bar.progress((index + stage.fraction) / len(runs), text=stage.message)
+
+            events.add_callback(PROGRESS, show)
+            st.write(f"{labels.get(info.run_id, info.display_name)}: {doing}")
+            try:
+                work(info, events)
+            except (ValueError, OSError) as error:
+                failures.append(f"{labels.get(info.run_id, info.display_name)}: {error}")
+                st.error(failures[-1])
+        box.update(
+            label=f"{done} {len(runs) - len(failures)} of {len(runs)} run(s)",
+            state="error" if failures else "complete",
+        )
+    return failures
