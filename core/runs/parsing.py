@@ -8,6 +8,7 @@ workbench may add some), lists turned into the tuples a hint asks for.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -65,20 +66,30 @@ def convert(value: Any, hint: Any) -> Any:
     return value
 
 
+@functools.cache
+def record_fields(kind: type) -> tuple[tuple[str, Any], ...]:
+    """(name, resolved type hint) of each field of a record dataclass.
+
+    Resolved once per class: `typing.get_type_hints` costs ~90 us, and listing runs parses
+    hundreds of records (every history line, every split report) on each page rerun.
+    """
+    hints = typing.get_type_hints(kind)
+    return tuple((item.name, hints[item.name]) for item in dataclasses.fields(kind))
+
+
 def parse_record(kind: type[Record], values: Any) -> Record:
     """A flat record dataclass from a JSON object: known keys type-checked, unknown ones
     ignored (a newer workbench may add fields); RecordError names the first wrong field."""
     if not isinstance(values, dict):
         raise RecordError(f"expected an object, got {type(values).__name__}")
-    hints = typing.get_type_hints(kind)
     chosen = {}
-    for item in dataclasses.fields(kind):  # type: ignore[arg-type]
-        if item.name not in values:
+    for name, hint in record_fields(kind):
+        if name not in values:
             continue
-        value, hint = values[item.name], hints[item.name]
+        value = values[name]
         if not matches(value, hint):
-            raise RecordError(f"{item.name} is {value!r}")
-        chosen[item.name] = convert(value, hint)
+            raise RecordError(f"{name} is {value!r}")
+        chosen[name] = convert(value, hint)
     try:
         return kind(**chosen)
     except TypeError as error:  # a required field is missing
@@ -92,22 +103,19 @@ def parse_config_section(kind: type[Record], values: Any) -> Record:
         config = from_dict(kind, values)
     except (TypeError, ValueError) as error:
         raise RecordError(str(error)) from None
-    hints = typing.get_type_hints(kind)
-    for item in dataclasses.fields(config):  # type: ignore[arg-type]
-        value = getattr(config, item.name)
+    for name, hint in record_fields(kind):
+        value = getattr(config, name)
         if dataclasses.is_dataclass(value):
             continue
-        if not matches(list(value) if isinstance(value, tuple) else value, hints[item.name]):
-            raise RecordError(f"{item.name} is {value!r}")
+        if not matches(list(value) if isinstance(value, tuple) else value, hint):
+            raise RecordError(f"{name} is {value!r}")
     return config
 
 
 def parse_lenient(kind: type[Record], values: dict[str, Any]) -> Record:
     """A record whose fields of the wrong type read as None (odd numbers are not fatal)."""
-    hints = typing.get_type_hints(kind)
     chosen = {}
-    for item in dataclasses.fields(kind):  # type: ignore[arg-type]
-        value = values.get(item.name)
-        if item.name in values and matches(value, hints[item.name]):
-            chosen[item.name] = convert(value, hints[item.name])
+    for name, hint in record_fields(kind):
+        if name in values and matches(values[name], hint):
+            chosen[name] = convert(values[name], hint)
     return kind(**chosen)

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import DataConfig, ModelConfig, Preprocessing, TrainConfig
 from core.runs.parsing import (
     RecordError,
+    convert,
     matches,
     number_or_none,
     parse_config_section,
     parse_lenient,
     parse_record,
+    record_fields,
 )
 
 
@@ -108,30 +112,10 @@ class RunConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples become JSON lists
 
 
-_CONFIG_PARSERS: dict[str, Any] = {
-    "data": lambda values: parse_config_section(DataConfig, values),
-    "model": lambda values: parse_config_section(ModelConfig, values),
-    "preprocessing": lambda values: parse_config_section(Preprocessing, values),
-    "train": lambda values: parse_config_section(TrainConfig, values),
-    "dataset": lambda values: parse_record(DatasetRecord, values),
-    "weights_source": lambda values: parse_record(WeightsRecord, values),
-    "parameters": lambda values: parse_record(ParameterCount, values),
-    "device": lambda values: parse_record(DeviceRecord, values),
-    "recipe": lambda values: parse_record(RecipeRecord, values),
-    "classes": lambda values: _strings(values),
-    "input_ranges": lambda values: _ranges(values),
-    "versions": lambda values: _string_map(values),
-    "model_family": lambda values: _optional_string(values),
-    "config_version": lambda values: parse_record(_Version, {"value": values}).value,
-    "created_at": lambda values: _optional_string(values),
-}
-
+# Written by training from its own config dataclasses: read back strictly (unknown fields are an
+# error). The other record sections ignore fields a newer workbench may add.
+_CONFIG_CLASSES = (DataConfig, ModelConfig, Preprocessing, TrainConfig)
 _REQUIRED_CONFIG = ("classes", "data", "model", "preprocessing")
-
-
-@dataclass(frozen=True)
-class _Version:
-    value: int | None = None
 
 
 def _strings(values: Any) -> tuple[str, ...]:
@@ -154,16 +138,30 @@ def _ranges(values: Any) -> dict[str, tuple[float, float]] | None:
     return ranges
 
 
-def _string_map(values: Any) -> dict[str, str]:
-    if not isinstance(values, dict):
-        raise RecordError("expected an object")
-    return {str(key): str(value) for key, value in values.items()}
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass a field's hint names (`TrainConfig | None` -> TrainConfig), if any."""
+    options = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        else (hint,)
+    )
+    return next((option for option in options if dataclasses.is_dataclass(option)), None)
 
 
-def _optional_string(value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise RecordError("expected text")
-    return value
+def _section(name: str, hint: Any, value: Any) -> Any:
+    """One section of config.json, checked against RunConfig's hint for it."""
+    if name == "classes":
+        return _strings(value)
+    if name == "input_ranges":
+        return _ranges(value)
+    kind = _dataclass_in(hint)
+    if kind in _CONFIG_CLASSES:
+        return parse_config_section(kind, value)
+    if kind is not None:
+        return parse_record(kind, value)
+    if not matches(value, hint):
+        raise RecordError(f"{name} is {value!r}")
+    return convert(value, hint)
 
 
 def parse_config(payload: Any) -> RunConfig:
@@ -172,13 +170,13 @@ def parse_config(payload: Any) -> RunConfig:
         raise RecordError("is not a JSON object")
     parsed: dict[str, Any] = {}
     unreadable: list[str] = []
-    for name, parser in _CONFIG_PARSERS.items():
+    for name, hint in record_fields(RunConfig):
         if name not in payload:
             if name in _REQUIRED_CONFIG:
                 unreadable.append(name)
             continue
         try:
-            parsed[name] = parser(payload[name])
+            parsed[name] = _section(name, hint, payload[name])
         except RecordError:
             unreadable.append(name)
     if unreadable:

@@ -44,7 +44,7 @@ def copy_completed_runs(source: Path, target: Path) -> list[RunInfo]:
     """Copies of the completed, undamaged runs with weights; the best validation first."""
     target.mkdir(parents=True, exist_ok=True)
     for info in list_runs(source):
-        if info.status == "completed" and info.has_weights and not info.damaged:
+        if info.usable:
             shutil.copytree(source / info.run_id, target / info.run_id)
     copies = list_runs(target)
     return sorted(copies, key=lambda info: -(info.val_accuracy or 0.0))
