@@ -1,4 +1,4 @@
-"""Compare: every run side by side, on validation, the official test and the leak-free test."""
+"""Compare: every run side by side, on validation, the official test and the duplicate-free test."""
 
 import streamlit as st
 
@@ -10,6 +10,7 @@ from core.ui.compare import (
     show_runs_table,
     show_selected_runs,
 )
+from core.ui.compare_external import show_external_sets
 from core.ui.compare_gallery import show_mistakes
 from core.ui.compare_stress import show_stress_tests
 from core.ui.run_management import show_feedback, show_run_management
@@ -37,6 +38,9 @@ show_accuracy_against_time(table, selected)
 
 st.subheader("Stress tests: accuracy under scanner-like shifts")
 show_stress_tests(selected, labels)
+
+st.subheader("External test sets: data from elsewhere")
+show_external_sets(selected, labels)
 
 st.subheader("Mistakes")
 show_mistakes(infos, selected, labels)

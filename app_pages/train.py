@@ -219,20 +219,21 @@ with st.form("train_form"):
         "switch this off.",
     )
     seed = right.number_input("Seed", 0, 2**31 - 1, options.seed, key=f"train_seed_{entry.name}")
-    augment_columns = st.columns(4)
+    augment_columns = st.columns(len(AUGMENT_PARTS) + 1)
     augment_labels = {
         "flip": "Flip",
         "geometry": "Rotate / zoom / shift",
         "intensity": "Brightness / contrast",
+        "scanner": "Gamma / noise / blur",
     }
     chosen_parts = [
         part
-        for column, part in zip(augment_columns[:3], AUGMENT_PARTS, strict=True)
+        for column, part in zip(augment_columns, AUGMENT_PARTS, strict=False)
         if column.checkbox(
             augment_labels[part], part in options.augment.parts, key=f"train_{part}_{entry.name}"
         )
     ]
-    class_weights = augment_columns[3].checkbox(
+    class_weights = augment_columns[-1].checkbox(
         "Class-weighted loss", options.class_weights, key=f"train_class_weights_{entry.name}"
     )
     subset = st.number_input(
@@ -260,7 +261,7 @@ if estimate_clicked or start_clicked:
             backbone_lr_scale=float(backbone_lr_scale),
             optimizer=optimizer,
             schedule=schedule,
-            augment=augmentation(chosen_parts),
+            augment=augmentation(chosen_parts, like=options.augment),
             label_smoothing=float(label_smoothing),
             class_weights=class_weights,
             patience=int(patience),

@@ -75,12 +75,12 @@ def main() -> None:
     print("| nearest-neighbour distance | images |\n|---|---:|")
     for low, high, count in zip(BANDS[:-1], BANDS[1:], counts, strict=True):
         print(f"| {low:.4f} - {high:.4f} | {count} |")
-    print("\n| threshold | exact copy in training | near copy | leak-free test |")
+    print("\n| threshold | exact copy in training | near copy | duplicate-free test |")
     print("|---:|---:|---:|---:|")
     for threshold in THRESHOLDS:
         summary = audit.summarize(dataset, audit.build_report(dataset, candidates, threshold))
         exact, near = summary["exact_cross_split"], summary["near_cross_split"]
-        print(f"| {threshold} | {exact} | {near} | {summary['leak_free_test']} |")
+        print(f"| {threshold} | {exact} | {near} | {summary['duplicate_free_test']} |")
     if arguments.sheets:
         arguments.sheets.mkdir(parents=True, exist_ok=True)
         best = nearest_pairs(candidates)

@@ -2,8 +2,8 @@
 
     python -m bench.bootstrap_speed [--quick] [--repeats N]
 
-Per test-set size (1,311 official, 825 leak-free) and metric (accuracy, macro-F1): the best of N
-timeit runs of one 95% percentile interval from 1,000 resamples, seed 0, on synthetic labels
+Per test-set size (1,311 official, 825 duplicate-free) and metric (accuracy, macro-F1): the best
+of N timeit runs of one 95% percentile interval from 1,000 resamples, seed 0, on synthetic labels
 (4 classes, ~97% accuracy). scipy runs vectorized two ways: paired=True on (y_true, y_pred), the
 direct call, with the cheapest statistics (labels known to be 0..3, so no recoding); and its best
 case, one pre-coded sample (correct flags; confusion cells true * 4 + pred). Both draw the same

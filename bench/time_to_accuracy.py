@@ -1,4 +1,4 @@
-"""Time to accuracy of the fast CPU recipes, with official and leak-free test accuracy.
+"""Time to accuracy of the fast CPU recipes, with official and duplicate-free test accuracy.
 
     python -m bench.time_to_accuracy [DATA_DIR] [--models cnn_fast mobilenet_v2]
         [--target 0.97] [--epochs N] [--set KEY=VALUE ...] [--quick]
@@ -7,7 +7,7 @@ Per model: its fast CPU recipe (`core.training.recipes.FAST_CPU_RECIPES`, the Tr
 default) is trained with `fit` exactly as the app does; printed are the wall time from launch (data
 loading included) to the end of the first epoch whose validation accuracy reaches the target,
 the training time, the best validation accuracy and, from the stored evaluation, the official
-and leak-free test accuracy with their 95% intervals. Without DATA_DIR: the real dataset when
+and duplicate-free test accuracy with their 95% intervals. Without DATA_DIR: the real dataset when
 present, else the demo. --set overrides recipe options (`make_request`'s keyword arguments, e.g.
 `--set freeze=none image_size=224 batch_size=128` for a GPU; `--set augment=flip+geometry`
 names augmentation parts, `augment=none` none). --quick: demo data, 64 px, 1 epoch (CI smoke).
@@ -88,7 +88,7 @@ def main() -> None:
     print(f"data: {root}")
     print(
         "| model | recipe | target val | time to target s | training s | best val "
-        "| official test [95% CI] | leak-free test [95% CI] |"
+        "| official test [95% CI] | duplicate-free test [95% CI] |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     summaries = []
@@ -117,13 +117,14 @@ def main() -> None:
         result = fit(request, events=events)
         evaluation = evaluate_run(result.run_id)
         test = split_summary(evaluation, "test")
-        leak_free = split_summary(evaluation, "leak_free_test")
+        duplicate_free = split_summary(evaluation, "duplicate_free_test")
         to_target = f"{reached[0]:.0f}" if reached else "not reached"
         best = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
         options = describe({**FAST_CPU_RECIPES[name], **recipe})
         print(
             f"| {name} | {options} | {target:.0%} | {to_target} "
-            f"| {result.train_seconds:.0f} | {best} | {interval(test)} | {interval(leak_free)} |"
+            f"| {result.train_seconds:.0f} | {best} | {interval(test)} "
+            f"| {interval(duplicate_free)} |"
         )
         summaries.append(
             f"{name}: official test {interval(test)} after {result.train_seconds:.0f} s "

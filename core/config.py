@@ -57,7 +57,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Per-sample random augmentation, applied to whole batches as tensors."""
+    """Per-sample random augmentation, applied to whole batches as tensors.
+
+    Each strength is the largest change drawn: a zoom factor from [1 - scale, 1 + scale], a
+    gamma from [1 / (1 + gamma), 1 + gamma], a noise sigma from [0, noise], and so on.
+    """
 
     flip: bool = True
     rotate_degrees: float = 10.0
@@ -65,12 +69,19 @@ class AugmentConfig:
     shift: float = 0.05  # fraction of the image size
     brightness: float = 0.1
     contrast: float = 0.1
+    # Scanner-like changes ("scanner"): off in the plain defaults, which predate them.
+    gamma: float = 0.0
+    noise: float = 0.0  # Gaussian noise sigma, fraction of full scale
+    salt_pepper: float = 0.0  # fraction of pixels set to black or white
+    blur: float = 0.0  # Gaussian blur sigma in pixels at the model's input size
+    # Share of images that get the geometry and intensity changes (the rest: flips and scanner
+    # changes only), so that strong augmentation does not leave the clean images underfitted.
+    share: float = 1.0
 
     @property
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
-        values = (self.rotate_degrees, self.scale, self.shift, self.brightness, self.contrast)
-        return self.flip or any(value > 0 for value in values)
+        return bool(self.parts)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -79,6 +90,7 @@ class AugmentConfig:
             "flip": self.flip,
             "geometry": max(self.rotate_degrees, self.scale, self.shift) > 0,
             "intensity": max(self.brightness, self.contrast) > 0,
+            "scanner": max(self.gamma, self.noise, self.salt_pepper, self.blur) > 0,
         }
         return tuple(part for part in AUGMENT_PARTS if on[part])
 
@@ -88,28 +100,41 @@ class AugmentConfig:
         return "+".join(self.parts) or "none"
 
 
-AUGMENT_PARTS = ("flip", "geometry", "intensity")
+AUGMENT_PARTS = ("flip", "geometry", "intensity", "scanner")
 """Switchable groups of augmentation: horizontal flip; rotation, zoom and shift; brightness
-and contrast. The Train page's checkboxes, the CLI's --augment and the recipes name them."""
+and contrast; scanner-like gamma, noise, salt and pepper and blur. The Train page's
+checkboxes, the CLI's --augment and the recipes name them."""
+
+PART_FIELDS: dict[str, tuple[str, ...]] = {
+    "flip": ("flip",),
+    "geometry": ("rotate_degrees", "scale", "shift"),
+    "intensity": ("brightness", "contrast"),
+    "scanner": ("gamma", "noise", "salt_pepper", "blur"),
+}
+DEFAULT_STRENGTHS = AugmentConfig(gamma=0.3, noise=0.03, salt_pepper=0.01, blur=0.5)
+"""The strengths a part gets when switched on without a recipe's own."""
 
 
-def augmentation(parts: tuple[str, ...] | list[str]) -> AugmentConfig:
-    """An AugmentConfig with the named parts on, at the workbench's default strengths."""
+def augmentation(
+    parts: tuple[str, ...] | list[str], like: AugmentConfig | None = None
+) -> AugmentConfig:
+    """An AugmentConfig with the named parts on and the others off.
+
+    A part keeps `like`'s strengths where `like` has it on (so unticking one part of a recipe
+    keeps the recipe's strengths for the rest), else takes DEFAULT_STRENGTHS.
+    """
     unknown = sorted(set(parts) - set(AUGMENT_PARTS))
     if unknown:
         raise ValueError(
             f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENT_PARTS)}"
         )
-    default = AugmentConfig()
-    geometry, intensity = "geometry" in parts, "intensity" in parts
-    return AugmentConfig(
-        flip="flip" in parts,
-        rotate_degrees=default.rotate_degrees if geometry else 0.0,
-        scale=default.scale if geometry else 0.0,
-        shift=default.shift if geometry else 0.0,
-        brightness=default.brightness if intensity else 0.0,
-        contrast=default.contrast if intensity else 0.0,
-    )
+    values: dict[str, float | bool] = {"share": like.share if like is not None else 1.0}
+    for part, names in PART_FIELDS.items():
+        source = like if like is not None and part in like.parts else DEFAULT_STRENGTHS
+        for name in names:
+            off = False if name == "flip" else 0.0
+            values[name] = getattr(source, name) if part in parts else off
+    return AugmentConfig(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ def _run_job(job: Job) -> None:
         result = fit(job.request, run_id=job.job_id, events=events, cancel=job.cancel_event)
         message = result.message
         if result.status == "completed":
-            job.update(message="evaluating on validation, official test and leak-free test")
+            job.update(message="evaluating on validation, the official test and stricter subsets")
             message = _evaluate_quietly(result.run_id, events) or message
         job.update(state=result.status, result=result, message=message, eta_seconds=0.0)
     except Exception as error:  # the thread must survive any failure and report it

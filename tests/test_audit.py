@@ -66,7 +66,7 @@ def test_planted_copies_are_found_and_fresh_slices_are_not(planted) -> None:
         assert leakage[names[kind]] == "near", kind
     fresh = leakage[leakage.index.str.contains("fresh_")]
     assert (fresh == "none").all(), fresh[fresh != "none"]
-    assert set(report.leak_free_test["path"]) == set(fresh.index)
+    assert set(report.duplicate_free_test["path"]) == set(fresh.index)
 
 
 def test_conflicting_labels_and_summary_counts(planted) -> None:
@@ -75,7 +75,7 @@ def test_conflicting_labels_and_summary_counts(planted) -> None:
     summary = audit.summarize(dataset, report)
     assert summary["exact_cross_split"] == 1
     assert summary["near_cross_split"] == 3
-    assert summary["leak_free_test"] == 12
+    assert summary["duplicate_free_test"] == 12
     assert summary["test_images"] == 16
     assert summary["conflicting_labels"] == 1
     conflict = report.pairs[report.pairs["conflicting_labels"]].iloc[0]
@@ -109,13 +109,13 @@ def test_audit_is_cached_on_disk(planted, monkeypatch: pytest.MonkeyPatch) -> No
     assert len(audit.load_candidates(dataset).nearest_distance) == len(dataset.frame)
 
 
-def test_leak_free_manifest_is_written(planted) -> None:
+def test_duplicate_free_manifest_is_written(planted) -> None:
     dataset, _ = planted
     report = audit.run_audit(dataset)
-    path = audit.save_leak_free_manifest(dataset, report)
+    path = audit.save_duplicate_free_manifest(dataset, report)
     text = path.read_text()
     assert text.splitlines()[0] == "path,label"
-    assert len(text.splitlines()) == 1 + len(report.leak_free_test)
+    assert len(text.splitlines()) == 1 + len(report.duplicate_free_test)
 
 
 def test_descriptor_ignores_shift_and_contrast_but_not_content() -> None:

@@ -48,8 +48,8 @@ def test_audit_json_on_the_demo_finds_the_planted_leaks(demo_dataset_dir: Path) 
     assert summary["exact_cross_split"] == len(planted["exact_cross_split"])
     assert summary["near_cross_split"] == len(planted["near_cross_split"])
     assert summary["conflicting_labels"] == len(planted["conflicting_labels"])
-    assert summary["leak_free_test"] == summary["test_images"] - 6
-    assert Path(summary["leak_free_manifest"]).is_file()
+    assert summary["duplicate_free_test"] == summary["test_images"] - 6
+    assert Path(summary["duplicate_free_manifest"]).is_file()
 
 
 @pytest.mark.parametrize("command", ["dataset", "audit"])
@@ -85,12 +85,14 @@ def test_audit_json_on_the_real_dataset(real_dataset_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["test_images"] == 1311
-    total = summary["exact_cross_split"] + summary["near_cross_split"] + summary["leak_free_test"]
+    total = (
+        summary["exact_cross_split"] + summary["near_cross_split"] + summary["duplicate_free_test"]
+    )
     assert total == 1311
-    # Measured 2026-11-27: 216 exact, 270 near, 825 leak-free at threshold 0.05.
+    # Measured 2026-11-27: 216 exact, 270 near, 825 duplicate-free at threshold 0.05.
     assert 150 <= summary["exact_cross_split"] <= 300
     assert 150 <= summary["near_cross_split"] <= 400
-    assert 700 <= summary["leak_free_test"] <= 950
+    assert 700 <= summary["duplicate_free_test"] <= 950
     assert summary["threshold"] == 0.05
     assert "Pearson" in summary["method"]
     assert isinstance(summary["conflicting_labels"], int)
@@ -158,7 +160,10 @@ def test_train_on_the_real_dataset_smoke(real_dataset_dir: Path) -> None:
     # Pretrained features separate the classes at once (chance is 0.25); with the frozen
     # backbone cached, three epochs of the head take about 2 seconds.
     assert summary["val_accuracy"] > 0.45
-    # Training ends with the evaluation on the whole official and leak-free test splits.
-    test, leak_free = summary["evaluation"]["test"], summary["evaluation"]["leak_free_test"]
-    assert (test["n"], leak_free["n"]) == (1311, 825)
+    # Training ends with the evaluation on the whole official and duplicate-free test splits.
+    test, duplicate_free = (
+        summary["evaluation"]["test"],
+        summary["evaluation"]["duplicate_free_test"],
+    )
+    assert (test["n"], duplicate_free["n"]) == (1311, 825)
     assert test["accuracy_ci"][0] <= test["accuracy"] <= test["accuracy_ci"][1]

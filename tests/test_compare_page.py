@@ -24,6 +24,7 @@ from core.training.fit import fit
 from core.ui.compare_gallery import GALLERY_LIMIT, gallery_items
 from core.ui.memo import shared_memo
 from core.ui.run_management import confirm_key, name_key, tags_key
+from tests.test_external import make_external_folder
 from tests.test_pages import PROJECT_ROOT, TIMEOUT
 from tests.test_runs import dead_pid, write_status
 from tests.test_training import tiny_request
@@ -113,7 +114,7 @@ def test_table_lists_every_run_with_its_status(app: AppTest, made: Runs) -> None
     assert table.loc[made.damaged_config, "status"] == "damaged"
     assert table.loc[made.no_weights, "status"] == "damaged"
     assert table.loc[made.first, "test_low"] <= table.loc[made.first, "test_accuracy"]
-    assert table.loc[made.second, "leak_free_test_accuracy"] > 0
+    assert table.loc[made.second, "duplicate_free_test_accuracy"] > 0
     assert table.loc[made.second, "epochs"] == 2
     assert table.loc[made.first, "augmentation"] == "flip+geometry+intensity"
     assert table.loc[made.second, "augmentation"] == "flip"
@@ -137,7 +138,7 @@ def test_two_evaluated_runs_show_charts_and_details(app: AppTest, made: Runs) ->
     scaled = ["temperature", "ECE before scaling", "ECE after scaling", "NLL after scaling"]
     assert calibration[scaled].notna().all().all() and len(calibration) == 2
     mcnemar = frame_with(app, "p-value")
-    assert list(mcnemar["split"]) == ["official test", "leak-free test"]
+    assert list(mcnemar["split"]) == ["official test", "duplicate-free test", "unseen-scan test"]
     assert (mcnemar["images"] == 60).iloc[0]
     assert any("McNemar" in str(markdown.value) for markdown in app.markdown)
     captions = [image.proto.imgs[0].caption for image in app.get("image")]
@@ -262,3 +263,35 @@ def test_the_stress_button_tests_the_selected_runs_and_draws_their_curves(
     )
     assert len(stress_spec["data"]) == 2 * len(SHIFTS)  # a line per run and shift
     assert not [button for button in app.button if button.key == "compare_stress"]
+
+
+def test_an_external_folder_is_scored_from_the_page_and_shown_as_a_split(
+    app: AppTest, made: Runs, demo_dataset_dir: Path, tmp_path: Path
+) -> None:
+    folder = make_external_folder(demo_dataset_dir, tmp_path)
+    app.multiselect(key="compare_runs").set_value([made.first, made.second]).run()
+    app.text_input(key="compare_external_folder").input(str(folder))
+    # Inside a form: values are sent with the submit click, not by a rerun of their own.
+    app.text_input(key="compare_external_map").input("pit pituitary")
+    submit = next(b for b in app.button if b.label.startswith("Score 2 selected"))
+    submit.click().run()
+    assert any("is not FOLDER_CLASS=RUN_CLASS" in error.value for error in app.error)
+    app.text_input(key="compare_external_name").input("site b")
+    app.text_input(key="compare_external_map").input("pit=pituitary")
+    submit = next(b for b in app.button if b.label.startswith("Score 2 selected"))
+    submit.click().run()
+    assert not app.exception and not app.error
+    results = frame_with(app, "copies left out")
+    assert list(results["external set"]) == ["site b", "site b"]
+    assert (results["copies left out"] >= 3).all()
+    assert (results["classes not scored"] == "Other (4)").all()
+    table = runs_table(app)
+    assert table.loc[made.first, "external:site b"] == pytest.approx(results["accuracy"].iat[0])
+    app.segmented_control(key="compare_split").set_value("external:site b").run()
+    assert not app.exception
+    assert not any("No selected run has results" in info.value for info in app.info)
+    # A folder that is not there: one clear line per run, nothing raised.
+    app.text_input(key="compare_external_folder").input(str(tmp_path / "missing"))
+    next(b for b in app.button if b.label.startswith("Score 2 selected")).click().run()
+    assert not app.exception
+    assert any("no such folder" in error.value for error in app.error)

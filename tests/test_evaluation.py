@@ -1,4 +1,4 @@
-"""Evaluation of a run on validation, official test and leak-free test; comparison of runs."""
+"""Evaluation of a run on validation, official test and duplicate-free test; comparison of runs."""
 
 from __future__ import annotations
 
@@ -32,15 +32,17 @@ def test_three_splits_side_by_side_and_consistent_with_the_predictions(
     info = load_run(two_runs[0])
     stored = evaluate.stored_evaluation(info)
     assert stored is not None and set(stored.splits) == set(evaluate.SPLITS)
-    val, test, leak_free = (stored.splits[split] for split in evaluate.SPLITS)
+    val, test, duplicate_free, unseen_scan = (stored.splits[split] for split in evaluate.SPLITS)
     assert val.n == info.config.dataset.val_images
     # The demo dataset plants near-duplicates of training images in its test split.
-    assert 0 < leak_free.n < test.n == 60
+    assert 0 < unseen_scan.n <= duplicate_free.n < test.n == 60
     predictions = evaluate.load_predictions(info)
     assert predictions is not None
-    assert predictions["in_leak_free_test"].sum() == leak_free.n
-    assert not (predictions["in_leak_free_test"] & ~predictions["in_test"]).any()
-    for split, report in zip(evaluate.SPLITS, (val, test, leak_free), strict=True):
+    assert predictions["in_duplicate_free_test"].sum() == duplicate_free.n
+    assert not (predictions["in_duplicate_free_test"] & ~predictions["in_test"]).any()
+    assert not (predictions["in_unseen_scan_test"] & ~predictions["in_duplicate_free_test"]).any()
+    reports = (val, test, duplicate_free, unseen_scan)
+    for split, report in zip(evaluate.SPLITS, reports, strict=True):
         rows = predictions[predictions[f"in_{split}"]]
         assert report.accuracy == pytest.approx((rows["label"] == rows["predicted"]).mean())
         assert np.asarray(report.confusion_matrix).sum() == len(rows)
@@ -110,16 +112,20 @@ def test_cli_evaluate_and_compare_json(two_runs: tuple[str, str]) -> None:
     result = run_cli("evaluate", two_runs[0], "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"val", "test", "leak_free_test"}
+    assert set(report) == {"val", "test", "duplicate_free_test", "unseen_scan_test"}
     required = {"n", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "ece", "per_class"}
-    assert required | {"confusion_matrix"} <= set(report["test"])
-    only = json.loads(run_cli("evaluate", two_runs[0], "--split", "leak-free", "--json").stdout)
-    assert set(only) == {"leak_free_test"}
+    assert required | {"confusion_matrix", "balanced_accuracy_ci"} <= set(report["test"])
+    only = json.loads(
+        run_cli("evaluate", two_runs[0], "--split", "duplicate-free", "--json").stdout
+    )
+    assert set(only) == {"duplicate_free_test"}
     compared = run_cli("compare", *two_runs, "--json")
     assert compared.returncode == 0, compared.stderr
     payload = json.loads(compared.stdout)
     assert [row["run"] for row in payload["runs"]] == list(two_runs)
-    assert {test["split"] for test in payload["paired_tests"]} == {"test", "leak_free_test"}
+    paired = {test["split"] for test in payload["paired_tests"]}
+    assert paired == {"test", "duplicate_free_test", "unseen_scan_test"}
+    assert payload["runs"][0]["unseen_scan_test"]["balanced_accuracy"] is not None
     text = run_cli("compare", *two_runs)
     assert "McNemar, official test" in text.stdout
     missing = run_cli("evaluate", "no_such_run")

@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from core.evaluation import metrics
+from core.evaluation import calibration, metrics
 
 NAMES = ["glioma", "meningioma", "pituitary"]
 
@@ -206,17 +206,19 @@ def test_bootstrap_rejects_bad_arguments() -> None:
 
 def test_calibrated_predictor_has_small_ece_and_overconfident_one_is_fixed_by_temperature() -> None:
     logits, y_true = calibrated_problem(20_000, 4, seed=7)
-    calibrated_ece = metrics.expected_calibration_error(y_true, metrics.softmax(logits))
+    calibrated_ece = calibration.expected_calibration_error(y_true, metrics.softmax(logits))
     assert calibrated_ece < 0.02
     overconfident = 3.0 * logits
-    overconfident_ece = metrics.expected_calibration_error(y_true, metrics.softmax(overconfident))
+    overconfident_ece = calibration.expected_calibration_error(
+        y_true, metrics.softmax(overconfident)
+    )
     assert overconfident_ece > 0.1
     assert overconfident_ece > 5 * calibrated_ece
 
-    assert metrics.fit_temperature(overconfident, y_true) == pytest.approx(3.0, rel=0.15)
-    assert metrics.fit_temperature(logits, y_true) == pytest.approx(1.0, rel=0.15)
+    assert calibration.fit_temperature(overconfident, y_true) == pytest.approx(3.0, rel=0.15)
+    assert calibration.fit_temperature(logits, y_true) == pytest.approx(1.0, rel=0.15)
 
-    summary = metrics.calibration_summary(
+    summary = calibration.calibration_summary(
         overconfident[:10_000], y_true[:10_000], overconfident[10_000:], y_true[10_000:]
     )
     assert set(summary) == {"temperature", "ece_before", "ece_after", "nll_before", "nll_after"}
@@ -229,12 +231,14 @@ def test_calibrated_predictor_has_small_ece_and_overconfident_one_is_fixed_by_te
 def test_reliability_bins_partition_the_items_and_reproduce_ece() -> None:
     y_true, probabilities = random_problem(1000, 4, seed=8)
     probabilities[0] = [1.0, 0.0, 0.0, 0.0]  # confidence exactly 1 belongs in the top bin
-    bins = metrics.reliability_bins(y_true, probabilities, bins=10)
+    bins = calibration.reliability_bins(y_true, probabilities, bins=10)
     assert sum(b["count"] for b in bins) == 1000
     assert all(b["count"] > 0 and b["low"] <= b["confidence"] <= b["high"] for b in bins)
     assert bins[-1]["high"] == 1.0
     ece = sum(b["count"] / 1000 * abs(b["accuracy"] - b["confidence"]) for b in bins)
-    assert metrics.expected_calibration_error(y_true, probabilities, bins=10) == pytest.approx(ece)
+    assert calibration.expected_calibration_error(y_true, probabilities, bins=10) == pytest.approx(
+        ece
+    )
 
 
 def test_softmax_is_stable_and_respects_temperature() -> None:

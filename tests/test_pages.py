@@ -113,7 +113,7 @@ def test_real_dataset_home_and_audit(
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Test images"] == "1311"
     leaked = int(metrics["Exact copy in training"]) + int(metrics["Near copy in training"])
-    assert leaked + int(metrics["Leak-free test images"]) == 1311
+    assert leaked + int(metrics["Duplicate-free test images"]) == 1311
     assert int(metrics["Exact copy in training"]) > 150
 
 

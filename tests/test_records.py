@@ -24,7 +24,7 @@ SPLIT = {
 }  # fmt: skip
 EVALUATION = {
     "version": 1, "dataset": "abc", "audit_threshold": 0.05, "split_matches_training": True,
-    "classes": ["a", "b"], "splits": {"val": SPLIT, "test": SPLIT, "leak_free_test": None},
+    "classes": ["a", "b"], "splits": {"val": SPLIT, "test": SPLIT, "duplicate_free_test": None},
     "calibration": {"test": {"temperature": 1.2, "ece_before": 0.05, "ece_after": 0.03,
                              "nll_before": 0.3, "nll_after": 0.28}},
 }  # fmt: skip
@@ -69,7 +69,7 @@ def test_metrics_read_odd_numbers_as_none_and_keep_a_whole_evaluation() -> None:
     assert metrics.best_epoch == 3 and metrics.train_seconds is None
     assert metrics.val is not None and metrics.val.accuracy is None and metrics.val.n == 8
     evaluation = metrics.evaluation
-    assert evaluation is not None and evaluation.split("leak_free_test") is None
+    assert evaluation is not None and evaluation.split("duplicate_free_test") is None
     test = evaluation.split("test")
     assert test is not None and test.accuracy_ci == (0.8, 1.0)
     assert test.confusion_matrix == ((5, 1), (0, 4)) and test.per_class["a"].support == 6

@@ -25,7 +25,7 @@ def trained(demo_dataset_dir: Path) -> str:
 
 def test_severity_zero_is_the_evaluated_score_and_results_are_stored(trained: str) -> None:
     record = stress.stress_run(trained, shifts=["rotation", "gaussian_noise"], bootstrap_samples=50)
-    evaluated = evaluate_run(trained).split("leak_free_test")
+    evaluated = evaluate_run(trained).split("duplicate_free_test")
     assert evaluated is not None and record.n == evaluated.n
     for name in ("rotation", "gaussian_noise"):
         points = record.shifts[name]

@@ -73,7 +73,10 @@ def test_inference_preparation_matches_training_preparation() -> None:
 
 
 def test_augmentation_parts_name_the_switchable_groups() -> None:
-    assert augmentation(list(AUGMENT_PARTS)) == AugmentConfig()  # all three: the default
+    # The plain default: every part but the scanner-like one, which came later.
+    assert augmentation(["flip", "geometry", "intensity"]) == AugmentConfig()
+    everything = augmentation(list(AUGMENT_PARTS))
+    assert everything.parts == AUGMENT_PARTS and everything.label.endswith("+scanner")
     assert augmentation([]) == NO_AUGMENTATION and NO_AUGMENTATION.parts == ()
     flip_only = augmentation(["flip"])
     assert flip_only.flip and flip_only.parts == ("flip",)
@@ -81,3 +84,45 @@ def test_augmentation_parts_name_the_switchable_groups() -> None:
     assert augmentation(["intensity", "geometry"]).parts == ("geometry", "intensity")
     with pytest.raises(ValueError, match="unknown augmentation spin"):
         augmentation(["flip", "spin"])
+
+
+def test_a_recipes_strengths_survive_unticking_another_part() -> None:
+    strong = AugmentConfig(rotate_degrees=25.0, scale=0.3, noise=0.04, blur=0.8)
+    kept = augmentation(["geometry", "scanner"], like=strong)
+    assert kept.rotate_degrees == 25.0 and kept.noise == 0.04 and kept.blur == 0.8
+    assert not kept.flip and kept.brightness == kept.contrast == 0.0
+    # A part the template has off gets the workbench's default strengths.
+    assert (
+        augmentation(["intensity"], like=NO_AUGMENTATION).brightness == AugmentConfig().brightness
+    )
+
+
+def _scanner_only(**strengths: float) -> AugmentConfig:
+    off = {"flip": False, "rotate_degrees": 0, "scale": 0, "shift": 0, "brightness": 0}
+    return AugmentConfig(**off, contrast=0, **strengths)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "strengths", [{"gamma": 0.5}, {"blur": 1.0}, {"noise": 0.05}, {"salt_pepper": 0.05}]
+)
+def test_each_scanner_change_hits_about_half_the_images(strengths: dict[str, float]) -> None:
+    gradient = torch.linspace(40, 215, 32).round().to(torch.uint8).repeat(32, 1)
+    same = gradient.expand(64, 32, 32).clone()
+    original = same.unsqueeze(1).float() / 255
+    out = augment_batch(same, _scanner_only(**strengths), torch.Generator().manual_seed(5))
+    assert out.min() >= 0 and out.max() <= 1
+    changed = (out - original).abs().flatten(1).amax(1) > 1e-4
+    assert 10 <= int(changed.sum()) <= 54  # about half, each drawn per image
+
+
+def test_salt_and_pepper_sets_pixels_to_black_or_white_and_blur_smooths() -> None:
+    grey = torch.full((64, 1, 32, 32), 0.5)
+    peppered = augment_batch(grey, _scanner_only(salt_pepper=0.5), torch.Generator().manual_seed(2))
+    hit = peppered != 0.5
+    assert hit.any() and set(peppered[hit].unique().tolist()) <= {0.0, 1.0}
+    stripes = torch.zeros(64, 1, 32, 32)
+    stripes[..., ::2] = 1.0
+    blurred = augment_batch(stripes, _scanner_only(blur=1.5), torch.Generator().manual_seed(2))
+    smoothed = blurred.std(dim=(1, 2, 3)) < stripes.std(dim=(1, 2, 3)) - 1e-4
+    untouched = (blurred - stripes).abs().amax(dim=(1, 2, 3)) < 1e-6
+    assert bool((smoothed | untouched).all()) and smoothed.any() and untouched.any()

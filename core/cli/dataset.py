@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli.progress import progress_events
-from core.data import audit
+from core.data import audit, scan_level
 from core.data.index import open_dataset
 
 
@@ -44,12 +44,17 @@ def command_dataset(arguments: argparse.Namespace) -> int:
 
 
 def command_audit(arguments: argparse.Namespace) -> int:
-    """Find exact and near-duplicates, within and across splits, and the leak-free test subset."""
+    """Find exact and near-duplicates, within and across splits, and the duplicate-free test
+    subset."""
     events = progress_events()
     dataset = open_dataset(Path(arguments.data_dir), events=events)
     report = audit.run_audit(dataset, arguments.threshold, events=events)
     summary = audit.summarize(dataset, report)
-    summary["leak_free_manifest"] = str(audit.save_leak_free_manifest(dataset, report))
+    summary["duplicate_free_manifest"] = str(audit.save_duplicate_free_manifest(dataset, report))
+    counts = scan_level.subset_counts(dataset, report, events)
+    summary["unseen_scan_test"] = sum(counts["unseen_scan_test"].values())
+    summary["scan_level_method"] = scan_level.METHOD
+    summary["subset_counts"] = counts
     if arguments.pairs_csv:
         report.pairs.to_csv(arguments.pairs_csv, index=False)
     if arguments.json:
@@ -59,11 +64,15 @@ def command_audit(arguments: argparse.Namespace) -> int:
     print(
         f"  test images: {summary['test_images']}: {summary['exact_cross_split']} with an exact "
         f"duplicate in training, {summary['near_cross_split']} with a near-duplicate, "
-        f"{summary['leak_free_test']} leak-free"
+        f"{summary['duplicate_free_test']} duplicate-free, {summary['unseen_scan_test']} "
+        "also from a scan unseen in training (unseen-scan)"
     )
+    for name, per_class in counts.items():
+        listed = ", ".join(f"{label} {count}" for label, count in per_class.items())
+        print(f"    {name.replace('_', ' ')}: {listed}")
     print(f"  pairs: {summary['exact_pairs']} exact, {summary['near_pairs']} near")
     print(f"  conflicting labels: {summary['conflicting_labels']} pairs")
-    print(f"  leak-free test manifest: {summary['leak_free_manifest']}")
+    print(f"  duplicate-free test manifest: {summary['duplicate_free_manifest']}")
     return 0
 
 

@@ -8,7 +8,12 @@ from typing import Any
 
 from core.imaging.shifts import SHIFTS
 
-SPLIT_CHOICES = {"val": "val", "test": "test", "leak-free": "leak_free_test"}
+SPLIT_CHOICES = {
+    "val": "val",
+    "test": "test",
+    "duplicate-free": "duplicate_free_test",
+    "unseen-scan": "unseen_scan_test",
+}
 
 
 def _percent_with_interval(summary: dict[str, Any] | None, key: str) -> str:
@@ -20,10 +25,14 @@ def _percent_with_interval(summary: dict[str, Any] | None, key: str) -> str:
 
 
 def command_evaluate(arguments: argparse.Namespace) -> int:
-    """Metrics of one run on validation, official test and leak-free test, side by side."""
+    """Metrics of one run on validation, official test and duplicate-free test, side by side."""
     from core.cli.progress import progress_events
     from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, evaluate_run, split_summary
 
+    if arguments.external is not None:
+        return _evaluate_external(arguments)
+    if arguments.name or arguments.class_map:
+        raise ValueError("--name and --class-map go with --external DIR")
     evaluation = evaluate_run(
         arguments.run, force=arguments.force, events=progress_events(not arguments.json)
     )
@@ -47,10 +56,56 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
         )
         print(
             f"  {SPLIT_LABELS[split]:>15}: n={summary['n']}  accuracy "
-            f"{_percent_with_interval(summary, 'accuracy')}  macro-F1 "
+            f"{_percent_with_interval(summary, 'accuracy')}  balanced "
+            f"{_percent_with_interval(summary, 'balanced_accuracy')}  macro-F1 "
             f"{_percent_with_interval(summary, 'macro_f1')}  MCC {summary['mcc']:.3f}  "
             f"ECE {summary['ece']:.3f}{scaled}"
         )
+    return 0
+
+
+def _evaluate_external(arguments: argparse.Namespace) -> int:
+    """`evaluate RUN --external DIR`: the run's scores on a labelled folder from elsewhere."""
+    from core.cli.progress import progress_events
+    from core.evaluation.external import evaluate_external, external_summary, parse_class_map
+
+    record = evaluate_external(
+        arguments.run,
+        arguments.external,
+        name=arguments.name,
+        class_map=parse_class_map(arguments.class_map or []),
+        force=arguments.force,
+        events=progress_events(not arguments.json),
+    )
+    summary = external_summary(record)
+    if arguments.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    mapped = ", ".join(f"{a}->{b}" if a != b else a for a, b in record.class_map.items())
+    print(f"run {arguments.run} on external set {record.name!r} ({record.root})")
+    print(f"  classes: {mapped}")
+    for label, count in record.unknown_classes.items():
+        print(f"  not scored: class {label!r} ({count} images) is not one of the run's classes")
+    for item in record.unreadable:
+        print(f"  unreadable: {item['path']}: {item['reason']}")
+    if record.copies_checked:
+        print(
+            f"  {len(record.copies)} of {record.images} images are copies of the run's own "
+            f"dataset (audit distance <= {record.audit_threshold}); excluded"
+        )
+    else:
+        print("  warning: the run's dataset is not here, so copies of it were not looked for")
+    if summary["n"]:
+        print(
+            f"  external: n={summary['n']}  accuracy "
+            f"{_percent_with_interval(summary, 'accuracy')}  macro-F1 "
+            f"{_percent_with_interval(summary, 'macro_f1')}"
+        )
+        for label, scores in summary["per_class"].items():
+            if scores["support"]:
+                print(f"    {label:>12}: sensitivity {scores['recall']:.1%}  n={scores['support']}")
+    else:
+        print("  no external images left to score once copies were excluded")
     return 0
 
 
@@ -70,15 +125,19 @@ def command_compare(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps(result, indent=2))
         return 0
-    print("| run | model | test accuracy | leak-free test accuracy | train s | parameters |")
-    print("|---|---|---|---|---:|---:|")
+    print(
+        "| run | model | test accuracy | duplicate-free test accuracy | unseen-scan test accuracy "
+        "| train s | parameters |"
+    )
+    print("|---|---|---|---|---|---:|---:|")
     for row in result["runs"]:
         seconds = f"{row['train_seconds']:.0f}" if row["train_seconds"] is not None else "?"
         parameters = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
         print(
             f"| {row['run']} | {row['model']} | "
             f"{_percent_with_interval(row['test'], 'accuracy')} | "
-            f"{_percent_with_interval(row['leak_free_test'], 'accuracy')} | "
+            f"{_percent_with_interval(row['duplicate_free_test'], 'accuracy')} | "
+            f"{_percent_with_interval(row['unseen_scan_test'], 'accuracy')} | "
             f"{seconds} | {parameters} |"
         )
     for test in result["paired_tests"]:
@@ -124,11 +183,20 @@ def command_stress(arguments: argparse.Namespace) -> int:
 def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
     """Register `evaluate`, `compare` and `stress` on the CLI's subcommand parser."""
     evaluate = commands.add_parser(
-        "evaluate", help="metrics on validation, official test and leak-free test"
+        "evaluate", help="metrics on validation, the official test and its stricter subsets"
     )
     evaluate.add_argument("run", metavar="RUN_ID_OR_DIR")
     evaluate.add_argument("--split", choices=[*SPLIT_CHOICES, "all"], default="all")
     evaluate.add_argument("--force", action="store_true", help="recompute a stored evaluation")
+    evaluate.add_argument(
+        "--external", metavar="DIR",
+        help="score the run on this labelled folder (class folders) instead",
+    )  # fmt: skip
+    evaluate.add_argument("--name", help="the external set's name (default: the folder's)")
+    evaluate.add_argument(
+        "--class-map", nargs="+", metavar="FOLDER_CLASS=RUN_CLASS",
+        help="match folder classes whose names differ from the run's",
+    )  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(handler=command_evaluate)
 

@@ -10,7 +10,13 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from core.config import AUGMENT_PARTS, augmentation  # plain dataclasses: no torch
-from core.training.recipes import AUTO, OPTION_NAMES, RECIPE_CHOICES, TrainingOptions
+from core.training.recipes import (
+    AUTO,
+    OPTION_NAMES,
+    RECIPE_CHOICES,
+    TrainingOptions,
+    recipe_options,
+)
 
 if TYPE_CHECKING:
     from core.training.request import TrainingRequest
@@ -52,6 +58,7 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
     """A TrainingRequest from the `train` command's options (validated): the options given,
     on top of the recipe chosen with --recipe."""
     from core.data.locate import resolve_dataset_dir
+    from core.models.registry import get_spec
     from core.training.request import make_request
 
     changes = {
@@ -59,8 +66,9 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
         for name in OPTION_NAMES
         if getattr(arguments, name, None) is not None
     }
-    if arguments.augment is not None:
-        changes["augment"] = augmentation(arguments.augment)
+    if arguments.augment is not None:  # the parts named, at the recipe's strengths
+        start = recipe_options(get_spec(arguments.model).name, arguments.recipe)
+        changes["augment"] = augmentation(arguments.augment, like=start.augment)
     return make_request(
         data_root=resolve_dataset_dir(arguments.data),
         model=arguments.model,
@@ -84,10 +92,10 @@ def command_train(arguments: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     evaluation = None
     if result.status == "completed" and arguments.evaluate:
-        from core.evaluation.evaluate import evaluate_run, split_summary
+        from core.evaluation.evaluate import STRICTER_SPLITS, evaluate_run, split_summary
 
         stored = evaluate_run(result.run_id)
-        evaluation = {split: split_summary(stored, split) for split in ("test", "leak_free_test")}
+        evaluation = {split: split_summary(stored, split) for split in ("test", *STRICTER_SPLITS)}
     if arguments.json:
         _print_json(asdict(result) | {"evaluation": evaluation})
     else:
@@ -199,7 +207,7 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
         "--no-evaluate",
         dest="evaluate",
         action="store_false",
-        help="skip the evaluation on the official and leak-free test splits after training",
+        help="skip the evaluation on the official and duplicate-free test splits after training",
     )
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
     train.add_argument("--json", action="store_true", help="print one JSON object at the end")

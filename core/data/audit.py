@@ -42,13 +42,20 @@ METHOD = (
 )
 
 
-def slice_descriptor(image: np.ndarray) -> np.ndarray:
-    """Unit-norm, zero-mean float32 descriptor of one grayscale slice (see module docstring)."""
+def crop_to_head(image: np.ndarray) -> np.ndarray:
+    """The slice cropped to the bounding box of its bright part (the head): removes shifts,
+    borders and the field of view's scale."""
     blurred = cv2.GaussianBlur(image, (5, 5), 0)
     foreground = blurred > max(10.0, 0.1 * float(np.percentile(blurred, 99)))
     rows, columns = np.nonzero(foreground)
-    if len(rows) >= 16:
-        image = image[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    if len(rows) < 16:
+        return image
+    return image[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+
+
+def slice_descriptor(image: np.ndarray) -> np.ndarray:
+    """Unit-norm, zero-mean float32 descriptor of one grayscale slice (see module docstring)."""
+    image = crop_to_head(image)
     small = cv2.resize(image, (DESCRIPTOR_SIZE, DESCRIPTOR_SIZE), interpolation=cv2.INTER_AREA)
     vector = cv2.equalizeHist(small).astype(np.float32).ravel()
     vector -= vector.mean()
@@ -100,10 +107,8 @@ def _neighbour_pairs(
     return pairs, np.clip(nearest, 0.0, 2.0)
 
 
-def find_candidates(
-    dataset: Dataset, images: np.ndarray, events: Events | None = None
-) -> AuditCandidates:
-    """Compute descriptors of `images` (index order) and collect candidate duplicate pairs."""
+def describe_images(images: np.ndarray, events: Events | None = None) -> np.ndarray:
+    """(N, DESCRIPTOR_SIZE**2) float32 descriptors of (N, H, W) uint8 grayscale images."""
     descriptors = np.empty((len(images), DESCRIPTOR_SIZE * DESCRIPTOR_SIZE), dtype=np.float32)
     for position, image in enumerate(images):
         descriptors[position] = slice_descriptor(image)
@@ -111,6 +116,35 @@ def find_candidates(
             done = position + 1
             message = f"Describing images: {done}/{len(images)}"
             report_progress(events, "audit", done, len(images), message)
+    return descriptors
+
+
+def dataset_descriptors(dataset: Dataset, events: Events | None = None) -> np.ndarray:
+    """The descriptor of every indexed image of `dataset` (index order), from its thumbnails."""
+    return describe_images(load_images(dataset, AUDIT_IMAGE_SIZE, events), events)
+
+
+def nearest_matches(
+    queries: np.ndarray, references: np.ndarray, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query descriptor, the position of its nearest reference and the distance."""
+    nearest = np.zeros(len(queries), dtype=np.int64)
+    distance = np.full(len(queries), 2.0, dtype=np.float32)
+    if len(references) == 0:
+        return nearest, distance
+    for start in range(0, len(queries), block):
+        similarity = queries[start : start + block] @ references.T
+        best = similarity.argmax(axis=1)
+        nearest[start : start + block] = best
+        distance[start : start + block] = 1.0 - similarity[np.arange(len(best)), best]
+    return nearest, np.clip(distance, 0.0, 2.0)
+
+
+def find_candidates(
+    dataset: Dataset, images: np.ndarray, events: Events | None = None
+) -> AuditCandidates:
+    """Compute descriptors of `images` (index order) and collect candidate duplicate pairs."""
+    descriptors = describe_images(images, events)
     close, nearest = _neighbour_pairs(descriptors, events)
     exact = _exact_pairs(dataset.frame["pixel_hash"])
     for pair in exact:
@@ -164,7 +198,7 @@ class AuditReport:
     nearest_distance: np.ndarray = field(repr=False)
 
     @property
-    def leak_free_test(self) -> pd.DataFrame:
+    def duplicate_free_test(self) -> pd.DataFrame:
         """Test images with no exact or near-duplicate anywhere in the training part."""
         clean = self.test_leakage[self.test_leakage["leakage"] == "none"]
         return clean[["path", "label"]].reset_index(drop=True)
@@ -249,7 +283,7 @@ def summarize(dataset: Dataset, report: AuditReport) -> dict[str, object]:
         "test_images": len(leakage),
         "exact_cross_split": int((leakage == "exact").sum()),
         "near_cross_split": int((leakage == "near").sum()),
-        "leak_free_test": int((leakage == "none").sum()),
+        "duplicate_free_test": int((leakage == "none").sum()),
         "exact_pairs": int((pairs["kind"] == "exact").sum()),
         "near_pairs": int((pairs["kind"] == "near").sum()),
         "cross_split_pairs": int((pairs["scope"] == "cross-split").sum()),
@@ -263,12 +297,12 @@ def summarize(dataset: Dataset, report: AuditReport) -> dict[str, object]:
     }
 
 
-def save_leak_free_manifest(dataset: Dataset, report: AuditReport) -> Path:
-    """Write the leak-free test subset as a CSV manifest (path, label) for evaluation."""
+def save_duplicate_free_manifest(dataset: Dataset, report: AuditReport) -> Path:
+    """Write the duplicate-free test subset as a CSV manifest (path, label) for evaluation."""
     tag = f"{round(report.threshold * 1000):03d}"
-    path = dataset.cache_dir() / f"leak-free-test-t{tag}-{dataset.fingerprint}.csv"
+    path = dataset.cache_dir() / f"duplicate-free-test-t{tag}-{dataset.fingerprint}.csv"
     write_bytes_atomic(
-        path, report.leak_free_test.to_csv(index=False, lineterminator="\n").encode()
+        path, report.duplicate_free_test.to_csv(index=False, lineterminator="\n").encode()
     )
     return path
 
@@ -287,7 +321,7 @@ def run_audit(
     threshold: float = DEFAULT_THRESHOLD,
     events: Events | None = None,
 ) -> AuditReport:
-    """Audit `dataset` (cached) at `threshold` and save the leak-free test manifest."""
+    """Audit `dataset` (cached) at `threshold` and save the duplicate-free test manifest."""
     report = audit_report(dataset, threshold, events)
-    save_leak_free_manifest(dataset, report)
+    save_duplicate_free_manifest(dataset, report)
     return report

@@ -98,8 +98,13 @@ def _split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
-def discover(root: Path) -> DatasetLayout:
-    """Find the layout, classes and candidate image files of a dataset folder."""
+def discover(root: Path, *, for_testing: bool = False) -> DatasetLayout:
+    """Find the layout, classes and candidate image files of a dataset folder.
+
+    `for_testing`: a folder to score a trained model on (an external test set), not to train
+    on: any split folders are pooled, and one class, or classes outside a Training folder, are
+    fine.
+    """
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: no such folder")
@@ -122,7 +127,7 @@ def discover(root: Path) -> DatasetLayout:
             for folder in _visible_folders(root)
             if folder.name.lower() not in SPLIT_ALIASES
         )
-    classes = _check_classes(root, sources, files)
+    classes = _test_classes(root, files) if for_testing else _check_classes(root, sources, files)
     return DatasetLayout(root.resolve(), layout, classes, tuple(files), tuple(skipped))
 
 
@@ -132,6 +137,15 @@ def _loose_files(folder: Path, root: Path) -> list[SkippedFile]:
         for path in sorted(folder.iterdir())
         if path.is_file() and not _is_hidden(path.name)
     ]
+
+
+def _test_classes(root: Path, files: list[tuple[str, str, str]]) -> tuple[str, ...]:
+    if not files:
+        raise DatasetError(
+            f"{root}: no images found (expected <class>/ folders of images, optionally under "
+            "Training/ or Testing/)"
+        )
+    return tuple(sorted({label for _, label, _ in files}))
 
 
 def _check_classes(

@@ -216,9 +216,11 @@ def _save_index(
     )
 
 
-def open_dataset(root: Path, events: Events | None = None) -> Dataset:
-    """Discover and index a dataset, reusing the cached index when the folder is unchanged."""
-    layout = discover(root)
+def open_dataset(root: Path, events: Events | None = None, *, for_testing: bool = False) -> Dataset:
+    """Discover and index a dataset, reusing the cached index when the folder is unchanged.
+
+    `for_testing`: a folder only to score a model on (see `discover`)."""
+    layout = discover(root, for_testing=for_testing)
     listing_fingerprint = _listing_fingerprint(layout)
     cache_dir = dataset_cache_dir(layout.root)
     cached = _load_cached_index(cache_dir, listing_fingerprint)

@@ -1,3 +1,3 @@
-"""Evaluation: metrics with intervals, a run's evaluation on validation, official and leak-free
+"""Evaluation: metrics with intervals, a run's evaluation on validation, official and duplicate-free
 test, and runs compared side by side.
 """

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from core.evaluation import metrics
-from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, load_predictions
-from core.evaluation.run_selection import report_of, stored_evaluation
+from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, STRICTER_SPLITS, load_predictions
+from core.evaluation.external import stored_externals
+from core.evaluation.run_selection import EXTERNAL_PREFIX, report_of, stored_evaluation
 from core.runs.metrics_records import Calibration, EvaluationRecord, SplitReport
 from core.runs.registry import RunInfo
 
-PAIRED_SPLITS = ("test", "leak_free_test")
+PAIRED_SPLITS = ("test", *STRICTER_SPLITS)
 
 
 def _interval(
@@ -40,7 +41,7 @@ def _same_dataset(a: RunInfo, b: RunInfo) -> bool:
 
 def _headline(report: SplitReport | None) -> dict[str, Any]:
     """What `compare --json` gives per split: size, accuracy and macro-F1 with intervals, ECE."""
-    keys = ("n", "accuracy", "accuracy_ci", "macro_f1", "ece")
+    keys = ("n", "accuracy", "accuracy_ci", "balanced_accuracy", "macro_f1", "ece")
     return {key: getattr(report, key) if report else None for key in keys}
 
 
@@ -70,12 +71,18 @@ def run_row(info: RunInfo) -> dict[str, Any]:
         "tags": ", ".join(info.tags),
         "created": info.created_at,
     }
-    for split in ("test", "leak_free_test"):
-        value, low, high = _interval(report_of(info, split), "accuracy")
+    for split in ("test", *STRICTER_SPLITS):
+        report = report_of(info, split)
+        value, low, high = _interval(report, "accuracy")
         row.update({f"{split}_accuracy": value, f"{split}_low": low, f"{split}_high": high})
+        row[f"{split}_n"] = report.n if report else None
+        # Beside accuracy on the unbalanced stricter subsets: every class counted equally.
+        row[f"{split}_balanced_accuracy"] = report.balanced_accuracy if report else None
     test_report = report_of(info, "test")
     row["test_macro_f1"] = test_report.macro_f1 if test_report else None
     row["test_ece"] = test_report.ece if test_report else None
+    for name, record in stored_externals(info).items():
+        row[EXTERNAL_PREFIX + name] = record.report.accuracy if record.report else None
     row["evaluated"] = evaluation is not None
     return row
 
@@ -129,6 +136,10 @@ def compare(infos: list[RunInfo]) -> dict[str, Any]:
                 "train_seconds": info.metrics.train_seconds if info.metrics else None,
                 "parameters": info.config.parameters.total if info.config else None,
                 **{split: _headline(report_of(info, split)) for split in SPLITS},
+                "external": {
+                    name: {**_headline(record.report), "copies_excluded": len(record.copies)}
+                    for name, record in stored_externals(info).items()
+                },
             }
         )
     pairs = [

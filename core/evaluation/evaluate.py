@@ -1,8 +1,8 @@
-"""Evaluate a run on its validation split, the official test split and the leak-free test subset.
+"""Evaluate a run on its validation split, the official test split and the stricter test subsets.
 
 The three are always computed together and stored side by side in the run's metrics.json
 (key "evaluation"), with every image's probabilities in predictions.csv for galleries and
-paired tests. The gap between the official and the leak-free test accuracy is how much
+paired tests. The gap between the official and the duplicate-free test accuracy is how much
 near-duplicates of training images inflate the official number.
 """
 
@@ -22,10 +22,11 @@ from torch import nn
 
 from core.atomic_files import write_bytes_atomic
 from core.config import Preprocessing
-from core.data import audit
+from core.data import audit, scan_level
 from core.data.training_data import TrainingData, prepare_training_data
 from core.device import compute_policy
 from core.evaluation import metrics
+from core.evaluation.calibration import calibration_summary
 from core.events import Events, report_progress
 from core.inference.predictor import load_model
 from core.runs.layout import iso, jsonable, utcnow
@@ -35,10 +36,18 @@ from core.runs.registry import RunInfo, resolve_run
 from core.runs.writer import RunWriter
 from core.training.loops import StepSettings, evaluate
 
-SPLITS = ("val", "test", "leak_free_test")
-SPLIT_LABELS = {"val": "validation", "test": "official test", "leak_free_test": "leak-free test"}
+SPLITS = ("val", "test", "duplicate_free_test", "unseen_scan_test")
+SPLIT_LABELS = {
+    "val": "validation",
+    "test": "official test",
+    "duplicate_free_test": "duplicate-free test",
+    "unseen_scan_test": "unseen-scan test",
+}
+STRICTER_SPLITS = ("duplicate_free_test", "unseen_scan_test")
+"""Test subsets stricter than the official test: no copy of a training image (duplicate-free);
+no training image from the same scan either (unseen-scan; core.data.scan_level)."""
 PREDICTIONS = "predictions.csv"
-EVALUATION_VERSION = 1
+EVALUATION_VERSION = 2  # 2: duplicate_free_test (was leak_free_test), unseen_scan_test
 # Per-image lists are kept in predictions.csv; metrics.json keeps the summaries only.
 _PER_IMAGE_KEYS = ("predicted", "correct")
 
@@ -58,7 +67,7 @@ class EvaluationSets:
 
 
 def evaluation_sets(config: RunConfig, events: Events | None = None) -> EvaluationSets:
-    """Rebuild the run's split (seeded, so identical to training's) and the leak-free subset."""
+    """Rebuild the run's split (seeded, so identical to training's) and the stricter subsets."""
     data_config = config.data
     if not Path(data_config.root).is_dir():
         raise EvaluationError(f"the run's dataset {data_config.root} is not on this machine")
@@ -71,12 +80,15 @@ def evaluation_sets(config: RunConfig, events: Events | None = None) -> Evaluati
     report = data.audit_report  # built for the grouped split; None for an ungrouped one
     if report is None:
         report = audit.audit_report(data.dataset, events=events)
-    audit.save_leak_free_manifest(data.dataset, report)
+    audit.save_duplicate_free_manifest(data.dataset, report)
     leakage = report.test_leakage
     positions = {
         "val": data.val_positions,
         "test": data.manifest.positions("test"),
-        "leak_free_test": leakage.loc[leakage["leakage"] == "none", "position"].to_numpy(),
+        "duplicate_free_test": leakage.loc[leakage["leakage"] == "none", "position"].to_numpy(),
+        "unseen_scan_test": scan_level.unseen_scan_test(data.dataset, report, events)[
+            "position"
+        ].to_numpy(),
     }
     recorded = config.dataset.split_manifest_digest
     return EvaluationSets(
@@ -215,10 +227,10 @@ def _summarise(
         reports[split] = {k: v for k, v in report.items() if k not in _PER_IMAGE_KEYS}
     calibration: dict[str, Any] = {}
     val_labels, val_logits = arrays["val"]
-    for split in ("test", "leak_free_test"):
+    for split in ("test", *STRICTER_SPLITS):
         labels, logits = arrays[split]
         if len(labels) and len(val_labels):
-            calibration[split] = metrics.calibration_summary(val_logits, val_labels, logits, labels)
+            calibration[split] = calibration_summary(val_logits, val_labels, logits, labels)
     return {
         "version": EVALUATION_VERSION,
         "created_at": iso(utcnow()),
@@ -236,7 +248,10 @@ def split_summary(evaluation: EvaluationRecord, split: str) -> dict[str, Any] | 
     report = evaluation.split(split)
     if report is None:
         return None
-    keys = ("n", "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "mcc", "ece", "nll")
+    keys = (
+        "n", "accuracy", "accuracy_ci", "balanced_accuracy", "balanced_accuracy_ci", "macro_f1",
+        "macro_f1_ci", "mcc", "ece", "nll",
+    )  # fmt: skip
     summary: dict[str, Any] = {key: getattr(report, key) for key in keys}
     summary.update(
         roc_auc_macro=report.roc_auc_macro,

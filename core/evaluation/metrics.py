@@ -1,4 +1,5 @@
-"""Classification metrics for an evaluated model: report, bootstrap CIs, calibration, McNemar.
+"""Classification metrics for an evaluated model: report, bootstrap CIs, McNemar (calibration:
+core.evaluation.calibration).
 
 Pure numpy / scipy / scikit-learn so it can be tested and used without torch or Streamlit.
 Everything returned by the public functions is plain Python (JSON-serialisable).
@@ -6,12 +7,11 @@ Everything returned by the public functions is plain Python (JSON-serialisable).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -24,6 +24,13 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from core.evaluation.calibration import (
+    checked_probabilities,
+    expected_calibration_error,
+    reliability_bins,
+)
+from core.evaluation.calibration import softmax as softmax  # callers use metrics.softmax
+
 # ROC curves are stored in run reports and sent to the browser; a few hundred points is
 # visually indistinguishable from thousands and keeps the JSON small.
 MAX_ROC_POINTS = 200
@@ -32,45 +39,36 @@ MAX_ROC_POINTS = 200
 # so the exact binomial test is used instead (the usual rule of thumb).
 MCNEMAR_EXACT_BELOW = 25
 
-# Bounds for the fitted temperature: wide enough for any sane network, narrow enough that a
-# degenerate validation set cannot drive T to 0 or infinity.
-TEMPERATURE_BOUNDS = (0.05, 20.0)
-
 # Bootstrap resamples are drawn in chunks so the (resamples x n) index matrix stays around
 # this many entries (16 MB of int64) however large the evaluation set is.
 _BOOTSTRAP_CHUNK_ENTRIES = 2_000_000
-
-# Row sums further than this from 1 mean the caller passed logits or scores, not probabilities.
-_PROBABILITY_SUM_TOLERANCE = 1e-3
-
-
-def _checked_probabilities(
-    y_true: np.ndarray, probabilities: np.ndarray, k: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validated int labels and float64 probabilities whose rows sum to exactly 1."""
-    y_true = np.asarray(y_true)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    if y_true.ndim != 1 or len(y_true) == 0:
-        raise ValueError(f"y_true must be a non-empty 1-D array, got shape {y_true.shape}")
-    if probabilities.ndim != 2 or len(probabilities) != len(y_true):
-        raise ValueError(f"probabilities {probabilities.shape} must be (n, k), n = {len(y_true)}")
-    if k is not None and probabilities.shape[1] != k:
-        raise ValueError(f"probabilities have {probabilities.shape[1]} columns, {k} classes")
-    if not np.issubdtype(y_true.dtype, np.integer):
-        raise ValueError(f"y_true must hold integer class indices, got {y_true.dtype}")
-    if y_true.min() < 0 or y_true.max() >= probabilities.shape[1]:
-        raise ValueError(f"y_true values must be in [0, {probabilities.shape[1]})")
-    sums = probabilities.sum(axis=1)
-    if np.any(probabilities < 0) or not np.allclose(sums, 1.0, atol=_PROBABILITY_SUM_TOLERANCE):
-        raise ValueError("probabilities must be non-negative with rows summing to 1")
-    # Renormalise: float32 softmax output upcast to float64 is off by ~1e-7, which trips
-    # sklearn's log_loss sum-to-one check (tolerance ~1e-8) and makes it warn.
-    return y_true.astype(np.int64), probabilities / sums[:, None]
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Fraction of items predicted correctly (bootstrap_ci has a vectorised path for it)."""
     return float(accuracy_score(y_true, y_pred))
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in y_true: what accuracy would be if every class
+    had as many images (bootstrap_ci vectorises it). The honest headline of an unbalanced
+    subset, e.g. a duplicate-free test that keeps few `notumor` images."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    recalls = [float((y_pred[y_true == c] == c).mean()) for c in np.unique(y_true)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def _balanced_accuracy_rows(
+    y_true: np.ndarray, y_pred: np.ndarray, indices: np.ndarray
+) -> np.ndarray:
+    truth, hit = y_true[indices], (y_true == y_pred)[indices]
+    recall_sum, present = np.zeros(len(indices)), np.zeros(len(indices))
+    for c in np.unique(y_true):
+        members = truth == c
+        count = members.sum(axis=1)
+        recall_sum += (hit & members).sum(axis=1) / np.maximum(count, 1)
+        present += count > 0
+    return recall_sum / present
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -79,14 +77,6 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     # absent from the evaluation set and never predicted has no F1, and counting it as 0 would
     # punish the model for the data, not for its predictions.
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of logits / temperature, stable for large logits."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    # scipy subtracts the row max before exponentiating, so large logits do not overflow.
-    return special.softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
 
 
 def bootstrap_ci(
@@ -155,6 +145,8 @@ def _resampled_metric(
         return (y_true == y_pred)[indices].mean(axis=1)
     if metric is macro_f1:
         return _macro_f1_rows(y_true, y_pred, indices)
+    if metric is balanced_accuracy:
+        return _balanced_accuracy_rows(y_true, y_pred, indices)
     return np.array([metric(y_true[row], y_pred[row]) for row in indices], dtype=np.float64)
 
 
@@ -177,103 +169,6 @@ def _macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, indices: np.ndarray) 
     return f1.sum(axis=1) / present.sum(axis=1)
 
 
-def _top_label_bins(
-    y_true: np.ndarray, probabilities: np.ndarray, bins: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per equal-width confidence bin: item count, summed confidence, summed correctness."""
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
-    y_true, probabilities = _checked_probabilities(y_true, probabilities)
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == y_true
-    # Bins are [low, high) with the last one closed, so confidence 1.0 lands in the top bin.
-    # sklearn's calibration_curve is binary-only and does not return bin sizes, hence bincount.
-    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
-    count = np.bincount(which, minlength=bins)
-    confidence_sum = np.bincount(which, weights=confidence, minlength=bins)
-    correct_sum = np.bincount(which, weights=correct.astype(np.float64), minlength=bins)
-    return count, confidence_sum, correct_sum
-
-
-def expected_calibration_error(
-    y_true: np.ndarray, probabilities: np.ndarray, *, bins: int = 15
-) -> float:
-    """Top-label ECE: bin-size-weighted mean |accuracy - confidence| over equal-width bins."""
-    count, confidence_sum, correct_sum = _top_label_bins(y_true, probabilities, bins)
-    # sum_b (n_b / n) * |acc_b - conf_b| simplifies to sum_b |correct_b - conf_b| / n.
-    return float(np.abs(correct_sum - confidence_sum).sum() / count.sum())
-
-
-def reliability_bins(
-    y_true: np.ndarray, probabilities: np.ndarray, *, bins: int = 15
-) -> list[dict[str, Any]]:
-    """Non-empty equal-width confidence bins with their mean confidence and accuracy."""
-    count, confidence_sum, correct_sum = _top_label_bins(y_true, probabilities, bins)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    return [
-        {
-            "low": float(edges[b]),
-            "high": float(edges[b + 1]),
-            "count": int(count[b]),
-            "confidence": float(confidence_sum[b] / count[b]),
-            "accuracy": float(correct_sum[b] / count[b]),
-        }
-        for b in np.flatnonzero(count)
-    ]
-
-
-def _mean_nll_from_logits(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
-    """Mean negative log-likelihood of softmax(logits / T), via log_softmax (no clipping)."""
-    log_probabilities = special.log_softmax(logits / temperature, axis=1)
-    return float(-log_probabilities[np.arange(len(y_true)), y_true].mean())
-
-
-def fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
-    """Single temperature T > 0 minimising the NLL of softmax(logits / T) (temperature scaling)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    y_true = np.asarray(y_true, dtype=np.int64)
-    if logits.ndim != 2 or len(logits) != len(y_true) or len(y_true) == 0:
-        raise ValueError(f"logits {logits.shape} must be (n, k) with n = len(y_true) > 0")
-    if y_true.min() < 0 or y_true.max() >= logits.shape[1]:
-        raise ValueError(f"y_true values must be in [0, {logits.shape[1]})")
-    # Searching log T makes the bounded 1-D search symmetric between sharpening and softening
-    # and keeps T positive; log_softmax is used instead of sklearn's log_loss because it is
-    # exact (no clipping) and cheap enough to call inside the optimiser.
-    result = optimize.minimize_scalar(
-        lambda log_t: _mean_nll_from_logits(logits, y_true, math.exp(log_t)),
-        bounds=(math.log(TEMPERATURE_BOUNDS[0]), math.log(TEMPERATURE_BOUNDS[1])),
-        method="bounded",
-        options={"xatol": 1e-5},
-    )
-    return float(math.exp(result.x))
-
-
-def calibration_summary(
-    val_logits: np.ndarray,
-    val_y: np.ndarray,
-    test_logits: np.ndarray,
-    test_y: np.ndarray,
-    *,
-    bins: int = 15,
-) -> dict[str, float]:
-    """Fit a temperature on validation logits; test-set ECE and NLL before and after applying it."""
-    temperature = fit_temperature(val_logits, val_y)
-    test_logits = np.asarray(test_logits, dtype=np.float64)
-    if test_logits.ndim != 2:
-        raise ValueError(f"test_logits must be (n, k), got shape {test_logits.shape}")
-    test_y, before = _checked_probabilities(test_y, softmax(test_logits))
-    after = softmax(test_logits, temperature)
-    k = test_logits.shape[1]
-    # NLL uses the same clipped log_loss as classification_report so the numbers compare.
-    return {
-        "temperature": temperature,
-        "ece_before": expected_calibration_error(test_y, before, bins=bins),
-        "ece_after": expected_calibration_error(test_y, after, bins=bins),
-        "nll_before": float(log_loss(test_y, before, labels=list(range(k)))),
-        "nll_after": float(log_loss(test_y, after, labels=list(range(k)))),
-    }
-
-
 def _thin(fpr: np.ndarray, tpr: np.ndarray) -> tuple[list[float], list[float]]:
     """At most MAX_ROC_POINTS evenly spaced points of a ROC curve, keeping both endpoints."""
     if len(fpr) > MAX_ROC_POINTS:
@@ -292,7 +187,7 @@ def classification_report(
 ) -> dict[str, Any]:
     """Everything the evaluation page shows about argmax predictions, as a JSON-ready dict."""
     k = len(class_names)
-    y_true, probabilities = _checked_probabilities(y_true, probabilities, k)
+    y_true, probabilities = checked_probabilities(y_true, probabilities, k)
     labels = list(range(k))
     y_pred = probabilities.argmax(axis=1)
 
@@ -330,7 +225,11 @@ def classification_report(
     # bootstrap_samples=0 skips the intervals (they are the slow part of the report).
     accuracy_ci: list[float] | None = None
     macro_f1_ci: list[float] | None = None
+    balanced_ci: list[float] | None = None
     if bootstrap_samples > 0:
+        balanced_ci = list(
+            bootstrap_ci(y_true, y_pred, balanced_accuracy, samples=bootstrap_samples, seed=seed)
+        )
         accuracy_ci = list(
             bootstrap_ci(y_true, y_pred, accuracy, samples=bootstrap_samples, seed=seed)
         )
@@ -343,6 +242,8 @@ def classification_report(
         "accuracy_ci": accuracy_ci,
         "macro_f1": macro_f1(y_true, y_pred),
         "macro_f1_ci": macro_f1_ci,
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred),
+        "balanced_accuracy_ci": balanced_ci,
         "mcc": float(matthews_corrcoef(y_true, y_pred)),
         "ece": expected_calibration_error(y_true, probabilities),
         # sklearn clips probabilities to [eps, 1 - eps], so a confident miss is finite.

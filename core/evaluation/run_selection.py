@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.evaluation.evaluate import stored_evaluation
+from core.evaluation.evaluate import SPLIT_LABELS, stored_evaluation
+from core.evaluation.external import stored_externals
 from core.runs.metrics_records import SplitReport
 from core.runs.registry import RunInfo
 
@@ -27,10 +28,30 @@ def run_labels(infos: Sequence[RunInfo]) -> dict[str, str]:
     }
 
 
+EXTERNAL_PREFIX = "external:"
+"""Scores on external set NAME go by the split key 'external:NAME' beside the run's own splits."""
+
+
 def report_of(info: RunInfo, split: str) -> SplitReport | None:
-    """The run's scores on `split`, or None when it has none there."""
+    """The run's scores on `split` (or 'external:NAME'), or None when it has none there."""
+    if split.startswith(EXTERNAL_PREFIX):
+        record = stored_externals(info).get(split.removeprefix(EXTERNAL_PREFIX))
+        return record.report if record else None
     evaluation = stored_evaluation(info)
     return evaluation.split(split) if evaluation else None
+
+
+def split_label(split: str) -> str:
+    """'official test', 'duplicate-free test', ... or 'external: NAME'."""
+    if split.startswith(EXTERNAL_PREFIX):
+        return f"external: {split.removeprefix(EXTERNAL_PREFIX)}"
+    return SPLIT_LABELS.get(split, split)
+
+
+def external_splits(infos: Iterable[RunInfo]) -> list[str]:
+    """The 'external:NAME' keys of every external set any of the runs was scored on."""
+    names = {name for info in infos for name in stored_externals(info)}
+    return [EXTERNAL_PREFIX + name for name in sorted(names)]
 
 
 def class_names(info: RunInfo) -> list[str]:

@@ -29,7 +29,7 @@ from core.runs.registry import RunInfo, resolve_run
 from core.runs.writer import RunWriter
 
 STRESS_VERSION = 1
-STRESS_SUBSET = "leak_free_test"  # test images with no exact or near copy in training
+STRESS_SUBSET = "duplicate_free_test"  # test images with no exact or near copy in training
 BATCH = 64
 
 

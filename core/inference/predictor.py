@@ -143,13 +143,17 @@ class Predictor:
             )
 
     @torch.no_grad()
-    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
-        """(N, classes) probabilities for decoded images of any size."""
+    def logits(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, classes) float32 logits for decoded images of any size."""
         batch = self._inputs(images)
         bf16 = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute.bf16)
         with self.lock, bf16:  # explanation hooks (Grad-CAM) must never see another caller's batch
             logits = self.model(batch)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return logits.float().cpu().numpy()
+
+    def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, classes) probabilities for decoded images of any size."""
+        return torch.softmax(torch.from_numpy(self.logits(images)), dim=1).numpy()
 
     def predict(self, image: np.ndarray, source: str = "image") -> Prediction:
         """The prediction for one decoded image, with a warning when the model is unsure."""

@@ -38,13 +38,15 @@ class ClassScores:
 
 @dataclass(frozen=True)
 class SplitReport:
-    """A run's scores on one split (validation, official test, leak-free test)."""
+    """A run's scores on one split (validation, official test, a stricter test subset)."""
 
     n: int
     accuracy: float | None = None
     accuracy_ci: tuple[float, ...] | None = None  # bootstrap 95% interval (low, high)
     macro_f1: float | None = None
     macro_f1_ci: tuple[float, ...] | None = None
+    balanced_accuracy: float | None = None  # mean recall over the classes present
+    balanced_accuracy_ci: tuple[float, ...] | None = None
     mcc: float | None = None
     ece: float | None = None
     nll: float | None = None
@@ -159,6 +161,68 @@ def parse_stress(payload: Any) -> StressRecord:
 
 
 @dataclass(frozen=True)
+class ExternalCopy:
+    """An external image that is a copy of an image the run learned from."""
+
+    path: str  # in the external folder
+    source_path: str  # the image of the run's dataset it copies
+    source_role: str | None = None  # its role in the run: "train" or "val"
+    distance: float | None = None  # the audit's descriptor distance (0 for identical pixels)
+
+
+@dataclass(frozen=True)
+class ExternalRecord:
+    """A run's scores on one external test set (a labelled folder from elsewhere)."""
+
+    version: int | None = None
+    created_at: str | None = None
+    name: str = ""
+    root: str | None = None
+    fingerprint: str | None = None  # the folder's content fingerprint
+    class_map: dict[str, str] = field(default_factory=dict)  # folder class -> run class
+    unknown_classes: dict[str, int] = field(default_factory=dict)  # not scored: class -> images
+    unreadable: tuple[dict[str, str], ...] = ()  # {path, reason} of files that did not decode
+    images: int | None = None  # readable images of classes the run knows
+    copies: tuple[ExternalCopy, ...] = ()  # excluded from `report`
+    copies_checked: bool = True  # False: the run's dataset was not here to check against
+    audit_threshold: float | None = None
+    report: SplitReport | None = None  # copies excluded: the external score
+    report_with_copies: SplitReport | None = None
+    seconds: float | None = None
+
+
+def parse_external(payload: Any) -> ExternalRecord:
+    """One stored external evaluation; RecordError when its parts are misshapen."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+        raise RecordError("an external evaluation has no name")
+    copies = payload.get("copies", [])
+    if not isinstance(copies, list) or not all(isinstance(one, dict) for one in copies):
+        raise RecordError("an external evaluation's copies are unreadable")
+    reports = ("report", "report_with_copies", "copies")
+    top = parse_lenient(ExternalRecord, {k: v for k, v in payload.items() if k not in reports})
+    return dataclasses.replace(
+        top,
+        copies=tuple(parse_lenient(ExternalCopy, one) for one in copies),
+        report=_split_report(payload.get("report")),
+        report_with_copies=_split_report(payload.get("report_with_copies")),
+    )
+
+
+def _parse_externals(payload: Any) -> dict[str, ExternalRecord]:
+    """Each readable stored external evaluation by name; unreadable ones are left out (and
+    offered for evaluation again)."""
+    if not isinstance(payload, dict):
+        return {}
+    records = {}
+    for name, one in payload.items():
+        try:
+            records[str(name)] = parse_external(one)
+        except RecordError:
+            continue
+    return records
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     """metrics.json: how training went, and the stored evaluation (when evaluated)."""
 
@@ -170,6 +234,7 @@ class RunMetrics:
     val: ValidationMetrics | None = None
     evaluation: EvaluationRecord | None = None
     stress: StressRecord | None = None
+    external: dict[str, ExternalRecord] = field(default_factory=dict)  # by the set's name
 
 
 def parse_metrics(payload: Any) -> RunMetrics:
@@ -193,11 +258,12 @@ def parse_metrics(payload: Any) -> RunMetrics:
         stress = parse_stress(payload["stress"]) if "stress" in payload else None
     except RecordError:
         stress = None  # as for the evaluation: the stress test is offered again
-    sections = ("val", "evaluation", "stress")
+    sections = ("val", "evaluation", "stress", "external")
     training = {key: value for key, value in payload.items() if key not in sections}
     return dataclasses.replace(
         parse_lenient(RunMetrics, training),
         val=parse_lenient(ValidationMetrics, payload["val"]) if "val" in payload else None,
         evaluation=evaluation,
         stress=stress,
+        external=_parse_externals(payload.get("external")),
     )

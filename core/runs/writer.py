@@ -158,6 +158,16 @@ class RunWriter:
             tensors[key] = tensor
         write_bytes_atomic(self.path / WEIGHTS, safetensors_save(tensors, {"format": "pt"}))
 
+    def save_metrics_entry(self, section: str, key: str, value: Any) -> None:
+        """Set `key` within metrics.json's `section` (a JSON object), keeping its other keys."""
+        payload = jsonable(value)
+        with locked(self.path):
+            current = read_json(self.path / METRICS)
+            merged = current if isinstance(current, dict) else {}
+            entries = merged.get(section)
+            merged[section] = {**(entries if isinstance(entries, dict) else {}), key: payload}
+            write_json_atomic(self.path / METRICS, merged)
+
     def save_metrics(self, metrics: dict) -> None:
         """Merge `metrics` into metrics.json (top-level keys), atomically."""
         payload = jsonable(metrics)

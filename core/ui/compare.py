@@ -14,15 +14,18 @@ import pandas as pd
 import streamlit as st
 
 from core.evaluation.comparison import calibration_table, per_class_table, runs_table
-from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, evaluate_run
+from core.evaluation.evaluate import SPLITS, evaluate_run
 from core.evaluation.run_selection import (
+    EXTERNAL_PREFIX,
     class_names,
     comparable_runs,
     default_selection,
     evaluation_candidates,
+    external_splits,
     filter_options,
     filter_runs,
     report_of,
+    split_label,
     stored_evaluation,
 )
 from core.runs.registry import RunInfo
@@ -44,9 +47,11 @@ EVALUATION_REPORT_KEY = "_compare_evaluation_report"
 TABLE_COLUMNS = [
     "name", "status", "model", "family", "pretrained", "freeze", "image_size", "augmentation",
     "epochs", "parameters", "train_seconds", "images_per_second", "best_val_accuracy",
-    "best_val_loss", "test_accuracy", "test_low", "test_high", "leak_free_test_accuracy",
-    "leak_free_test_low", "leak_free_test_high", "test_macro_f1", "test_ece", "tags", "created",
-    "run",
+    "best_val_loss", "test_accuracy", "test_low", "test_high", "duplicate_free_test_accuracy",
+    "duplicate_free_test_low", "duplicate_free_test_high", "duplicate_free_test_balanced_accuracy",
+    "unseen_scan_test_accuracy", "unseen_scan_test_low", "unseen_scan_test_high",
+    "unseen_scan_test_balanced_accuracy", "unseen_scan_test_n", "test_macro_f1", "test_ece",
+    "tags", "created", "run",
 ]  # fmt: skip
 
 
@@ -72,11 +77,25 @@ TABLE_CONFIG: dict[str, Any] = {
     "test_accuracy": _percent("test accuracy", "Official test split"),
     "test_low": _percent("test 95% low", "Bootstrap 95% interval, lower end"),
     "test_high": _percent("test 95% high", "Bootstrap 95% interval, upper end"),
-    "leak_free_test_accuracy": _percent(
-        "leak-free accuracy", "Test images with no exact or near copy in training"
+    "duplicate_free_test_accuracy": _percent(
+        "duplicate-free accuracy", "Test images with no exact or near copy in training"
     ),
-    "leak_free_test_low": _percent("leak-free 95% low"),
-    "leak_free_test_high": _percent("leak-free 95% high"),
+    "duplicate_free_test_low": _percent("duplicate-free 95% low"),
+    "duplicate_free_test_high": _percent("duplicate-free 95% high"),
+    "duplicate_free_test_balanced_accuracy": _percent(
+        "duplicate-free balanced accuracy",
+        "Mean recall over classes: the subset keeps few notumor images, so plain accuracy is "
+        "mostly about the other classes",
+    ),
+    "unseen_scan_test_accuracy": _percent(
+        "unseen-scan accuracy",
+        "Duplicate-free test images whose scan gave no training image either (no neighbouring "
+        "slice, no other sequence of the slice): the closest this dataset gets to new patients",
+    ),
+    "unseen_scan_test_low": _percent("unseen-scan 95% low"),
+    "unseen_scan_test_high": _percent("unseen-scan 95% high"),
+    "unseen_scan_test_balanced_accuracy": _percent("unseen-scan balanced accuracy"),
+    "unseen_scan_test_n": st.column_config.NumberColumn("unseen-scan images"),
     "test_macro_f1": st.column_config.NumberColumn("test macro F1", format="%.3f"),
     "test_ece": st.column_config.NumberColumn(
         "test ECE", format="%.3f", help="Expected calibration error (0 = perfectly calibrated)"
@@ -98,7 +117,7 @@ def evaluate_with_progress(pending: Sequence[RunInfo]) -> None:
         {info.run_id: info.display_name for info in pending},
         lambda info, events: evaluate_run(info.run_id, events=events),
         title=plural(len(pending), "Evaluating {} run") + "...",
-        doing="evaluating on validation, test and leak-free test",
+        doing="evaluating on validation, the official test and its stricter subsets",
         done="Evaluated",
     )
     st.session_state[EVALUATION_REPORT_KEY] = (len(pending) - len(failures), failures)
@@ -125,7 +144,7 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
         if (report := report_of(info, split)) is not None
     }
     if not reports:
-        st.info(f"No selected run has results on the {SPLIT_LABELS[split]} split.")
+        st.info(f"No selected run has results on the {split_label(split)} split.")
         return
     classes = {labels[info.run_id]: class_names(info) for info in evaluated}
     confusion_tab, per_class_tab, roc_tab, calibration_tab = st.tabs(
@@ -140,6 +159,8 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
         st.plotly_chart(roc_chart(reports, union_of(classes)), width="stretch")
     with calibration_tab:
         st.plotly_chart(reliability_chart(reports), width="stretch")
+        if split not in SPLITS:
+            return  # temperature scaling is fitted and reported for the run's own test splits
         evaluations = {
             labels[info.run_id]: evaluation
             for info in evaluated
@@ -154,7 +175,18 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
 
 def show_runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
     """Filters, the runs table with its download, and the runs with problems; the whole table."""
-    table = runs_table(infos).reindex(columns=[*TABLE_COLUMNS, "evaluated"])
+    table = runs_table(infos)
+    external_columns = sorted(column for column in table if column.startswith(EXTERNAL_PREFIX))
+    table = table.reindex(columns=[*TABLE_COLUMNS, *external_columns, "evaluated"])
+    at = TABLE_COLUMNS.index("unseen_scan_test_n") + 1
+    column_order = [*TABLE_COLUMNS[:at], *external_columns, *TABLE_COLUMNS[at:]]
+    column_config = TABLE_CONFIG | {
+        column: _percent(
+            f"{column.removeprefix(EXTERNAL_PREFIX)} accuracy",
+            "External test set; images that copy the run's training images are left out",
+        )
+        for column in external_columns
+    }
     model_column, status_column, tag_column = st.columns(3)
     models = model_column.multiselect(
         "Model", filter_options(table, "model"), key="compare_filter_model"
@@ -166,15 +198,16 @@ def show_runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
     shown = filter_runs(table, models=models, statuses=statuses, tags=tags)
     st.dataframe(
         shown,
-        column_order=TABLE_COLUMNS,
-        column_config=TABLE_CONFIG,
+        column_order=column_order,
+        column_config=column_config,
         hide_index=True,
         width="stretch",
     )
     st.caption(
         f"{len(shown)} of {len(table)} runs. Click a column header to sort. Intervals are "
-        "bootstrap 95% intervals; the leak-free test leaves out test images with a copy in "
-        "training."
+        "bootstrap 95% intervals. Stricter test subsets: duplicate-free leaves out test images "
+        "with a copy (same slice) in training; unseen-scan also leaves out those with a "
+        "neighbouring slice or another sequence of the slice in training."
     )
     csv_download("Download the table (CSV)", shown, file_name="runs.csv", key="compare_download")
     troubled = [info for info in infos if info.problems]
@@ -193,7 +226,8 @@ def show_evaluate_button(infos: Sequence[RunInfo]) -> None:
         return
     st.info(
         plural(len(pending), "{} completed run") + " without test results. Evaluating computes "
-        "validation, official test and leak-free test metrics once and stores them in the run."
+        "validation, official test, duplicate-free and unseen-scan test metrics once and stores "
+        "them in the run."
     )
     if st.button(plural(len(pending), "Evaluate {} run"), key="compare_evaluate", type="primary"):
         evaluate_with_progress(pending)
@@ -226,15 +260,16 @@ def show_selected_runs(
         st.info("None of the selected runs is evaluated yet: evaluate them above.")
         return selected
     st.markdown("**Accuracy on each split**, with bootstrap 95% intervals")
+    splits = [*SPLITS, *external_splits(evaluated)]
     split_reports = {
-        labels[info.run_id]: {split: report_of(info, split) for split in SPLITS}
+        labels[info.run_id]: {split: report_of(info, split) for split in splits}
         for info in evaluated
     }
-    st.plotly_chart(split_accuracy_chart(split_reports), width="stretch")
+    st.plotly_chart(split_accuracy_chart(split_reports, splits), width="stretch")
     split = st.segmented_control(
-        "Split", SPLITS, default="test", format_func=SPLIT_LABELS.get, key="compare_split"
+        "Split", splits, default="test", format_func=split_label, key="compare_split"
     )
-    show_split_details(evaluated, labels, split or "test")
+    show_split_details(evaluated, labels, split if split in splits else "test")
     return selected
 
 

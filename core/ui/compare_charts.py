@@ -14,6 +14,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS
+from core.evaluation.run_selection import split_label
 from core.runs.metrics_records import SplitReport, StressRecord
 
 RUN_COLOURS = qualitative.Plotly
@@ -74,13 +75,16 @@ def curves_chart(histories: dict[str, Sequence[dict]], *, over_time: bool = Fals
     return figure
 
 
-def split_accuracy_chart(reports: dict[str, dict[str, SplitReport | None]]) -> go.Figure:
-    """Accuracy of each run on each split, with its bootstrap 95% interval as error bars."""
+def split_accuracy_chart(
+    reports: dict[str, dict[str, SplitReport | None]], splits: Sequence[str] = SPLITS
+) -> go.Figure:
+    """Accuracy of each run on each split (and external set), with its bootstrap 95% interval
+    as error bars."""
     figure = go.Figure()
-    labels = [SPLIT_LABELS[split] for split in SPLITS]
+    labels = [split_label(split) for split in splits]
     for position, (run_label, by_split) in enumerate(reports.items()):
         values, above, below = [], [], []
-        for split in SPLITS:
+        for split in splits:
             report = by_split.get(split)
             value = report.accuracy if report else None
             low, high = (report.accuracy_ci if report else None) or (value, value)
@@ -104,11 +108,12 @@ def split_accuracy_chart(reports: dict[str, dict[str, SplitReport | None]]) -> g
 
 
 def accuracy_time_chart(table: pd.DataFrame, highlighted: Iterable[str] = ()) -> go.Figure:
-    """Test accuracy (official and leak-free, with intervals) against training time."""
+    """Test accuracy (official and duplicate-free, with intervals) against training time."""
     figure = go.Figure()
     rows = table.dropna(subset=["train_seconds"])
     highlighted = set(highlighted)
-    for split, symbol in (("test", "circle"), ("leak_free_test", "diamond")):
+    markers = (("test", "circle"), ("duplicate_free_test", "diamond"), ("unseen_scan_test", "x"))
+    for split, symbol in markers:
         points = rows.dropna(subset=[f"{split}_accuracy"])
         accuracy = points[f"{split}_accuracy"]
         sizes = [14 if run_id in highlighted else 9 for run_id in points["run"]]

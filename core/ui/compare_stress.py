@@ -40,7 +40,7 @@ def show_stress_tests(selected: Sequence[RunInfo], labels: dict[str, str]) -> No
         sizes = sorted({record.n for record in records.values() if record.n})
         st.plotly_chart(stress_chart(records), width="stretch")
         st.caption(
-            f"Accuracy on the leak-free test images ({', '.join(map(str, sizes))}) under each "
+            f"Accuracy on the duplicate-free test images ({', '.join(map(str, sizes))}) under each "
             "shift, applied to the decoded image before the run's own preprocessing; the first "
             "point of each line is the unshifted image. Same-source test scores hide these drops."
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.data import audit
+from core.data import audit, scan_level
 from core.data.discovery import DatasetError, discover
 from core.data.index import Dataset, open_dataset
 from core.data.locate import resolve_dataset_dir
@@ -125,6 +125,18 @@ def audit_candidates(dataset: Dataset) -> audit.AuditCandidates:
             return audit.load_candidates(dataset, events=events)
 
     return shared_memo().get(("audit", dataset.fingerprint), compute)
+
+
+def scan_subset_counts(dataset: Dataset, report: audit.AuditReport) -> dict[str, dict[str, int]]:
+    """Images per class of each test subset at the report's threshold (the scan-level check
+    is computed once per dataset content, with progress)."""
+
+    def compute() -> dict[str, dict[str, int]]:
+        with progress_bar("Looking for slices of the same scans (once).") as events:
+            return scan_level.subset_counts(dataset, report, events)
+
+    key = ("scan-level counts", dataset.fingerprint, report.threshold)
+    return shared_memo().get(key, compute)
 
 
 def audit_is_ready(dataset: Dataset) -> bool:

@@ -84,7 +84,7 @@ def dataset_shots(page: Page, server: AppServer, out: Path) -> None:
     run_audit = ui.button(page, "Run the audit", audit)
     if run_audit.count():
         run_audit.click()
-    ui.metric(audit, "Leak-free test images").wait_for(timeout=300_000)
+    ui.metric(audit, "Duplicate-free test images").wait_for(timeout=300_000)
     page.reload()  # once computed, the audit shows without its button
     ui.expect_title(page, "Dataset")
     main.get_by_role("tab", name="Duplicates and leakage").click()

@@ -89,15 +89,19 @@ def test_dataset_page_counts_gallery_and_audit(
         label: number(ui.metric_value(audit, label))
         for label in (
             "Test images", "Exact copy in training", "Near copy in training",
-            "Leak-free test images",
+            "Duplicate-free test images", "Unseen-scan test images",
         )
     }  # fmt: skip
     expect(ui.button(page, "Run the audit", audit)).to_have_count(0)  # done: the results replace it
     leaked = values["Exact copy in training"] + values["Near copy in training"]
     assert values["Exact copy in training"] > 150, values  # the dataset's known leak
-    assert leaked + values["Leak-free test images"] == values["Test images"], values
-    pairs = audit.get_by_test_id("stDataFrame").first
-    expect(pairs.locator("tr[role='row']").filter(has_text="cross-split").first).to_be_attached()
+    assert leaked + values["Duplicate-free test images"] == values["Test images"], values
+    # Same-scan slices are left out too: a strict subset of the duplicate-free test.
+    assert 0 < values["Unseen-scan test images"] < values["Duplicate-free test images"], values
+    subsets = audit.get_by_test_id("stDataFrame").first
+    expect(subsets).to_contain_text("unseen-scan test")
+    pairs = audit.get_by_test_id("stDataFrame").locator("tr[role='row']")
+    expect(pairs.filter(has_text="cross-split").first).to_be_attached()
     expect(audit).to_contain_text(re.compile(r"\d+ exact and \d+ near pairs in all"))
     ui.wait_for_elements(page)
     ui.expect_no_exception(page)
