@@ -14,6 +14,7 @@ from core.ui.classify import (
     load_predictor,
     predict_slices,
     show_upload_gallery,
+    training_copies,
     usable_runs,
 )
 from core.ui.downloads import csv_download
@@ -82,6 +83,10 @@ with right:
     st.caption(f"probability {prediction.confidence:.1%} (run `{run.run_id}`)")
     for warning in prediction.warnings:
         st.warning(warning)
+    copies = training_copies(run.run_id)
+    match = copies.find(pixels) if copies is not None else None
+    if match is not None:
+        st.warning(match.describe().capitalize() + ".", icon=":material/content_copy:")
     chart = px.bar(
         x=list(prediction.probabilities.values()),
         y=list(prediction.probabilities),

@@ -7,7 +7,15 @@ from core.models.choices import model_choices
 from core.runs.layout import RunError
 from core.runs.registry import load_run
 from core.training.estimate import estimate_epoch
-from core.training.recipes import AUTO, recipe_name, recipe_options
+from core.training.recipes import (
+    AUTO,
+    NO_RECIPE,
+    RECIPE_SUMMARIES,
+    ROBUST,
+    recipe_choices,
+    recipe_name,
+    recipe_options,
+)
 from core.training.request import make_request
 from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
@@ -20,6 +28,8 @@ from core.ui.training import (
     progress_text,
     show_job_progress,
 )
+
+RECIPE_LABELS = {AUTO: "fast recipe", ROBUST: "robust recipe", NO_RECIPE: "plain defaults"}
 
 IMAGE_SIZES = [64, 96, 112, 128, 160, 192, 224, 256]
 BATCH_SIZES = [8, 16, 32, 64, 128]
@@ -134,14 +144,34 @@ if entry.supports_pretrained and not entry.weights_available:
         icon=":material/cloud_off:",
     )
 
-# The form starts from the same options as `python -m core train --model NAME`: the model's
-# measured recipe where it has one, else the plain defaults.
-options = recipe_options(entry.name)
-if recipe_name(entry.name):
-    st.caption(
-        "The settings start from this model's fast CPU recipe, chosen from measured runs "
-        "(docs/benchmarks.md)."
+# The form starts from the same options as `python -m core train --model NAME [--recipe R]`:
+# the model's fast recipe by default, its robust one, or the plain defaults.
+# A model without a fast recipe starts from the plain defaults either way: no choice to offer.
+choices = [
+    choice
+    for choice in recipe_choices(entry.name)
+    if choice != AUTO or recipe_name(entry.name, AUTO) is not None
+]
+recipe = (
+    st.radio(
+        "Start from",
+        choices,
+        format_func=lambda choice: RECIPE_LABELS[choice],
+        horizontal=True,
+        key=f"train_recipe_{entry.name}",
+        help="A recipe is a set of settings measured on the real dataset (docs/benchmarks.md); "
+        "every setting below can still be changed.",
     )
+    if len(choices) > 1
+    else choices[0]
+)
+options = recipe_options(entry.name, recipe)
+started_from = recipe_name(entry.name, recipe)
+if started_from:
+    st.caption(f"**{RECIPE_LABELS[recipe].capitalize()}**: {RECIPE_SUMMARIES[started_from]}.")
+# Widgets keep their state across reruns: one key per model and recipe, so switching either
+# shows that recipe's values instead of carrying the previous ones over.
+scope = entry.name if recipe == choices[0] else f"{entry.name}_{recipe}"
 
 
 def option_index(choices: list, value: object) -> int:
@@ -157,13 +187,13 @@ with st.form("train_form"):
         "Start from ImageNet weights",
         value=options.use_pretrained and entry.weights_available,
         disabled=not entry.weights_available,
-        key=f"train_pretrained_{entry.name}",
+        key=f"train_pretrained_{scope}",
     )
     freeze = left.selectbox(
         "Layers to train",
         entry.freeze_choices,
         index=option_index(entry.freeze_choices, options.freeze),
-        key=f"train_freeze_{entry.name}",
+        key=f"train_freeze_{scope}",
         help="'none' trains every layer; 'head' only the classifier; 'top-N' the top N blocks "
         "and the classifier (pretrained models only).",
     )
@@ -171,34 +201,34 @@ with st.form("train_form"):
         "Image size (px)",
         IMAGE_SIZES,
         value=options.image_size or entry.default_image_size,
-        key=f"train_size_{entry.name}",
+        key=f"train_size_{scope}",
     )
     backbone_lr_scale = left.select_slider(
         "Pretrained layers' learning rate (x the head's)",
         BACKBONE_LR_SCALES,
         value=options.backbone_lr_scale,
         disabled=not entry.supports_pretrained,
-        key=f"train_backbone_lr_{entry.name}",
+        key=f"train_backbone_lr_{scope}",
         help="ImageNet layers that train move more slowly than the new classifier head.",
     )
-    epochs = middle.number_input("Epochs", 1, 300, options.epochs, key=f"train_epochs_{entry.name}")
+    epochs = middle.number_input("Epochs", 1, 300, options.epochs, key=f"train_epochs_{scope}")
     batch_size = middle.select_slider(
-        "Batch size", BATCH_SIZES, value=options.batch_size, key=f"train_batch_{entry.name}"
+        "Batch size", BATCH_SIZES, value=options.batch_size, key=f"train_batch_{scope}"
     )
     lr = middle.number_input(
-        "Learning rate", 1e-6, 1.0, options.lr, format="%.5f", key=f"train_lr_{entry.name}"
+        "Learning rate", 1e-6, 1.0, options.lr, format="%.5f", key=f"train_lr_{scope}"
     )
     optimizer = middle.selectbox(
         "Optimizer",
         OPTIMIZERS,
         index=option_index(OPTIMIZERS, options.optimizer),
-        key=f"train_optimizer_{entry.name}",
+        key=f"train_optimizer_{scope}",
     )
     schedule = right.selectbox(
         "Schedule",
         SCHEDULES,
         index=option_index(SCHEDULES, options.schedule),
-        key=f"train_schedule_{entry.name}",
+        key=f"train_schedule_{scope}",
     )
     label_smoothing = right.slider(
         "Label smoothing",
@@ -206,19 +236,19 @@ with st.form("train_form"):
         0.3,
         options.label_smoothing,
         0.05,
-        key=f"train_smoothing_{entry.name}",
+        key=f"train_smoothing_{scope}",
     )
     patience = right.number_input(
         "Early stopping patience (0 = off)",
         0,
         100,
         options.patience,
-        key=f"train_patience_{entry.name}",
+        key=f"train_patience_{scope}",
         help="Stop after this many epochs without a lower validation loss (the best epoch's "
         "weights are kept). A one-cycle schedule gives its best epochs last, so its recipes "
         "switch this off.",
     )
-    seed = right.number_input("Seed", 0, 2**31 - 1, options.seed, key=f"train_seed_{entry.name}")
+    seed = right.number_input("Seed", 0, 2**31 - 1, options.seed, key=f"train_seed_{scope}")
     augment_columns = st.columns(len(AUGMENT_PARTS) + 1)
     augment_labels = {
         "flip": "Flip",
@@ -230,11 +260,11 @@ with st.form("train_form"):
         part
         for column, part in zip(augment_columns, AUGMENT_PARTS, strict=False)
         if column.checkbox(
-            augment_labels[part], part in options.augment.parts, key=f"train_{part}_{entry.name}"
+            augment_labels[part], part in options.augment.parts, key=f"train_{part}_{scope}"
         )
     ]
     class_weights = augment_columns[-1].checkbox(
-        "Class-weighted loss", options.class_weights, key=f"train_class_weights_{entry.name}"
+        "Class-weighted loss", options.class_weights, key=f"train_class_weights_{scope}"
     )
     subset = st.number_input(
         "Images per class (0 = all; small numbers for a quick try)",
@@ -251,7 +281,7 @@ if estimate_clicked or start_clicked:
         request = make_request(
             data_root=dataset.root,
             model=name,
-            recipe=AUTO,
+            recipe=recipe,
             epochs=int(epochs),
             image_size=int(image_size),
             use_pretrained=pretrained,

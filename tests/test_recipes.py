@@ -13,7 +13,13 @@ from streamlit.testing.v1 import AppTest
 from core.cli.main import build_parser
 from core.cli.training import request_from_arguments
 from core.jobs import JobManager
-from core.training.recipes import FAST_CPU_RECIPES, TrainingOptions, recipe_options
+from core.training.recipes import (
+    FAST_CPU_RECIPES,
+    RECIPE_SUMMARIES,
+    ROBUST_RECIPES,
+    TrainingOptions,
+    recipe_options,
+)
 from core.training.request import TrainingRequest, make_request
 from tests.test_cli import run_cli
 
@@ -22,8 +28,11 @@ def cli_request(*arguments: str) -> TrainingRequest:
     return request_from_arguments(build_parser().parse_args(["train", *arguments]))
 
 
-def page_request(app: AppTest, model: str, monkeypatch: pytest.MonkeyPatch) -> TrainingRequest:
-    """The request the Train page submits for `model` when no widget is touched."""
+def page_request(
+    app: AppTest, model: str, monkeypatch: pytest.MonkeyPatch, recipe: str | None = None
+) -> TrainingRequest:
+    """The request the Train page submits for `model` (and `recipe`, when chosen) when no other
+    widget is touched."""
     submitted: list[TrainingRequest] = []
 
     def capture(self: JobManager, request: TrainingRequest) -> None:
@@ -34,6 +43,8 @@ def page_request(app: AppTest, model: str, monkeypatch: pytest.MonkeyPatch) -> T
     app.run()
     app.switch_page("app_pages/train.py").run()
     app.selectbox(key="train_model").select(model).run()
+    if recipe is not None:
+        app.radio(key=f"train_recipe_{model}").set_value(recipe).run()
     start = next(button for button in app.button if button.label == "Start training")
     start.click().run()
     assert len(submitted) == 1
@@ -91,3 +102,41 @@ def test_train_with_no_option_trains_the_recipe_and_says_so(demo_dataset_dir: Pa
     assert config["train"]["epochs"] == recipe["epochs"]
     assert config["train"]["schedule"] == "onecycle" and config["train"]["lr"] == recipe["lr"]
     assert config["train"]["augment"]["rotate_degrees"] == 0.0  # flips only
+
+
+@pytest.mark.parametrize("model", sorted(ROBUST_RECIPES))
+def test_the_robust_recipe_is_the_same_on_the_page_and_in_the_cli(
+    model: str, app: AppTest, demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_page = page_request(app, model, monkeypatch, recipe="robust")
+    from_cli = cli_request("--model", model, "--recipe", "robust", "--data", str(demo_dataset_dir))
+    assert from_page == from_cli
+    assert from_cli.recipe == f"{model}_robust" and from_cli.recipe_changes == ()
+    robust = ROBUST_RECIPES[model]
+    assert from_cli.train.epochs == robust["epochs"] and from_cli.train.augment == robust["augment"]
+    assert "scanner" in from_cli.train.augment.parts and from_cli.train.augment.share < 1
+    assert any(f"{model}_robust" == name for name in RECIPE_SUMMARIES)
+    # Unticking one part keeps the recipe's strengths for the others.
+    partial = cli_request(
+        "--model", model, "--recipe", "robust", "--augment", "flip", "geometry",
+        "--data", str(demo_dataset_dir),
+    )  # fmt: skip
+    assert partial.train.augment.rotate_degrees == robust["augment"].rotate_degrees
+    assert partial.train.augment.noise == 0.0 and partial.recipe_changes == ("augment",)
+
+
+def test_a_model_without_a_robust_recipe_says_so(demo_dataset_dir: Path, app: AppTest) -> None:
+    result = run_cli(
+        "train", "--data", str(demo_dataset_dir), "--model", "cnn_classic", "--recipe", "robust"
+    )
+    assert result.returncode == 2
+    assert "cnn_classic has no robust recipe" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    app.run()
+    app.switch_page("app_pages/train.py").run()
+    app.selectbox(key="train_model").select("cnn_classic").run()
+    assert not [radio for radio in app.radio if radio.key == "train_recipe_cnn_classic"]
+    app.selectbox(key="train_model").select("cnn_fast").run()
+    assert app.radio(key="train_recipe_cnn_fast").options == [
+        "fast recipe", "robust recipe", "plain defaults"
+    ]  # fmt: skip

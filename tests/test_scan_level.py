@@ -75,7 +75,7 @@ def test_neighbouring_slices_are_duplicate_free_but_not_unseen_scan(scans: Datas
 def test_the_scan_level_check_is_cached(scans: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
     first = scan_level.scan_neighbours(scans)
     assert scan_level.is_computed(scans)
-    monkeypatch.setattr(scan_level, "describe_images", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(scan_level, "perceptual_hashes", lambda *a, **k: pytest.fail("recomputed"))
     again = scan_level.scan_neighbours(scans)
     np.testing.assert_array_equal(first.descriptor_distance, again.descriptor_distance)
 

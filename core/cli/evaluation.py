@@ -90,8 +90,8 @@ def _evaluate_external(arguments: argparse.Namespace) -> int:
         print(f"  unreadable: {item['path']}: {item['reason']}")
     if record.copies_checked:
         print(
-            f"  {len(record.copies)} of {record.images} images are copies of the run's own "
-            f"dataset (audit distance <= {record.audit_threshold}); excluded"
+            f"  {len(record.copies)} of {record.images} images copy an image the run trained "
+            f"or validated on (audit distance <= {record.audit_threshold}); left out"
         )
     else:
         print("  warning: the run's dataset is not here, so copies of it were not looked for")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,15 @@ def command_predict(arguments: argparse.Namespace) -> int:
     from core.imaging.reader import read_slices
     from core.inference.explain import CAM_METHODS, DEFAULT_CAM_METHOD
     from core.inference.predictor import Predictor
+    from core.inference.training_copies import TrainingCopies
+    from core.runs.registry import resolve_run
 
     arguments.cam = arguments.cam or DEFAULT_CAM_METHOD
     if arguments.cam not in CAM_METHODS:
         raise ValueError(f"--cam must be one of: {', '.join(CAM_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
+    # Inputs that copy a training image get a warning: their scores say nothing about new scans.
+    copies = TrainingCopies.for_run(resolve_run(arguments.run))
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
         try:
@@ -57,7 +62,8 @@ def command_predict(arguments: argparse.Namespace) -> int:
         for index, (label, pixels) in enumerate(slices):
             # Each frame of a multi-frame DICOM (or TIFF) is a slice of its own.
             frame = index + 1 if len(slices) > 1 else None
-            results.append(_predict_slice(predictor, file, frame, label, pixels, arguments))
+            entry = _predict_slice(predictor, copies, file, frame, label, pixels, arguments)
+            results.append(entry)
     if arguments.json:
         print(json.dumps(results, indent=2))
     return EXIT_SOME_FILES_FAILED if any(entry["error"] for entry in results) else 0
@@ -65,6 +71,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 def _predict_slice(
     predictor: Any,
+    copies: Any,
     file: str,
     frame: int | None,
     label: str,
@@ -74,7 +81,15 @@ def _predict_slice(
     """Predict one slice, write its overlay when asked, print it unless --json."""
     prediction = predictor.predict(pixels, source=label)
     entry = _entry(file, frame, predicted=prediction.predicted)
-    entry.update(probabilities=prediction.probabilities, warnings=list(prediction.warnings))
+    warnings = list(prediction.warnings)
+    match = copies.find(pixels) if copies is not None else None
+    if match is not None:
+        warnings.append(match.describe())
+    entry.update(
+        probabilities=prediction.probabilities,
+        warnings=warnings,
+        training_copy=asdict(match) if match else None,
+    )
     if arguments.cam_out:
         target = predictor.classes.index(prediction.predicted)
         out_name = Path(file).stem + (f"_frame{frame}" if frame else "")
@@ -82,7 +97,7 @@ def _predict_slice(
     if not arguments.json:
         listed = ", ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
         print(f"{label}: {prediction.predicted} ({prediction.confidence:.1%}) | {listed}")
-        for warning in prediction.warnings:
+        for warning in warnings:
             print(f"  warning: {warning}")
     return entry
 

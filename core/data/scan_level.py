@@ -24,7 +24,7 @@ from core.data.audit import (
     AUDIT_IMAGE_SIZE,
     AuditReport,
     crop_to_head,
-    describe_images,
+    dataset_descriptors,
     nearest_matches,
 )
 from core.data.image_cache import load_images
@@ -110,7 +110,7 @@ def scan_neighbours(dataset: Dataset, events: Events | None = None) -> ScanNeigh
     tests, training = np.flatnonzero(splits == "test"), np.flatnonzero(splits != "test")
     images = load_images(dataset, AUDIT_IMAGE_SIZE, events)
     report_progress(events, "audit", 0, 1, "Looking for slices of the same scans")
-    descriptors = describe_images(images, events)
+    descriptors = dataset_descriptors(dataset, events)
     hashes = perceptual_hashes(images)
     descriptor_match, descriptor_distance = nearest_matches(
         descriptors[tests], descriptors[training]

@@ -29,12 +29,12 @@ from core.atomic_files import write_bytes_atomic
 from core.data import audit
 from core.data.discovery import DatasetError
 from core.data.index import Dataset, open_dataset
-from core.data.splits import load_split
 from core.evaluation import metrics
 from core.evaluation.evaluate import EvaluationError, stored_evaluation
 from core.events import Events, report_progress
 from core.imaging.reader import SUPPORTED_EXTENSIONS, ImageReadError, read_image
 from core.inference.predictor import Predictor
+from core.inference.training_copies import learned_roles
 from core.runs.layout import iso, jsonable, utcnow
 from core.runs.metrics_records import ExternalRecord, parse_external
 from core.runs.registry import RunInfo, resolve_run
@@ -155,7 +155,7 @@ def _copies(
         source = open_dataset(root, events)
     except DatasetError:
         return None, threshold
-    roles = _training_roles(info, source)
+    roles = learned_roles(info, source)
     trained_on = np.flatnonzero(roles != "")
     report_progress(events, "external", 0, 1, "Looking for copies of the run's images")
     nearest, distance = audit.nearest_matches(
@@ -177,22 +177,6 @@ def _copies(
         }
     )
     return table, threshold
-
-
-def _training_roles(info: RunInfo, source: Dataset) -> np.ndarray:
-    """Per image of the run's dataset: 'train' or 'val' when the run learned from it (its
-    saved split manifest), else ''. Without a readable manifest: the official training part."""
-    assert info.config is not None
-    manifest = info.config.dataset.split_manifest
-    try:
-        roles = load_split(Path(manifest)) if manifest else None
-    except (OSError, DatasetError):
-        roles = None
-    if roles is not None:
-        by_path = dict(zip(roles["path"], roles["role"], strict=True))
-        found = [by_path.get(path, "") for path in source.frame["path"]]
-        return np.array([role if role in ("train", "val") else "" for role in found])
-    return np.where(source.frame["split"].to_numpy() == "train", "train", "")
 
 
 def _predict(
