@@ -180,6 +180,45 @@ def command_stress(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_warnings(arguments: argparse.Namespace) -> int:
+    """How well each warning score tells wrong predictions from right ones, per set."""
+    from core.cli.progress import progress_events
+    from core.evaluation.detector_study import study_run, summary_over_shifts
+
+    payload = study_run(arguments.run, events=progress_events(not arguments.json))
+    if arguments.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    share = payload["flag_share_on_validation"]
+    print(
+        f"run {arguments.run}: each ranking score flags what falls below the value that flags "
+        f"{share:.0%} of validation images (temperature {payload['temperature']:.2f})"
+    )
+    print("| set | detector | flagged | unflagged accuracy | flagged accuracy | AURC |")
+    print("|---|---|---:|---:|---:|---:|")
+
+    def percent(value: float | None) -> str:
+        return f"{value:.1%}" if value is not None else "-"
+
+    for key, reports in payload["sets"].items():
+        for name, report in reports.items():
+            aurc = f"{report['aurc']:.4f}" if report.get("aurc") is not None else "-"
+            print(
+                f"| {key} | {name} | {percent(report['flagged_share'])} | "
+                f"{percent(report['unflagged_accuracy'])} | "
+                f"{percent(report['flagged_accuracy'])} | {aurc} |"
+            )
+    print("\nmean over the shifted sets:")
+    for name, summary in summary_over_shifts(payload).items():
+        aurc = f", AURC {summary['aurc']:.4f}" if summary["aurc"] is not None else ""
+        print(
+            f"  {name:>12}: flags {summary['flagged_share']:.1%}, unflagged accuracy "
+            f"{summary['unflagged_accuracy']:.1%} "
+            f"(lowest {summary['worst_unflagged_accuracy']:.1%}){aurc}"
+        )
+    return 0
+
+
 def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
     """Register `evaluate`, `compare` and `stress` on the CLI's subcommand parser."""
     evaluate = commands.add_parser(
@@ -216,3 +255,10 @@ def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
     stress.add_argument("--force", action="store_true", help="recompute stored results")
     stress.add_argument("--json", action="store_true", help="print one JSON object")
     stress.set_defaults(handler=command_stress)
+
+    warnings = commands.add_parser(
+        "warnings", help="measure the warning scores as detectors of wrong predictions"
+    )
+    warnings.add_argument("run", metavar="RUN_ID_OR_DIR")
+    warnings.add_argument("--json", action="store_true", help="print one JSON object")
+    warnings.set_defaults(handler=command_warnings)

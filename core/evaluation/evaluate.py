@@ -26,9 +26,9 @@ from core.data import audit, scan_level
 from core.data.training_data import TrainingData, prepare_training_data
 from core.device import compute_policy
 from core.evaluation import metrics
-from core.evaluation.calibration import calibration_summary
+from core.evaluation.calibration import calibration_summary, fit_temperature
 from core.events import Events, report_progress
-from core.inference.predictor import load_model
+from core.inference.predictor import WARNING_FLAG_SHARE, load_model
 from core.runs.layout import iso, jsonable, utcnow
 from core.runs.metrics_records import EvaluationRecord, parse_evaluation
 from core.runs.records import RunConfig
@@ -234,12 +234,25 @@ def _summarise(
     return {
         "version": EVALUATION_VERSION,
         "created_at": iso(utcnow()),
+        "warning": warning_rule(val_logits, val_labels) if len(val_labels) else None,
         "dataset": sets.data.dataset.fingerprint,
         "audit_threshold": sets.audit_threshold,
         "split_matches_training": sets.split_matches_training,
         "classes": classes,
         "splits": reports,
         "calibration": calibration,
+    }
+
+
+def warning_rule(val_logits: np.ndarray, val_labels: np.ndarray) -> dict[str, float]:
+    """The run's warning rule: flag a prediction whose temperature-scaled top-class probability
+    is below the one WARNING_FLAG_SHARE of the validation images fall under."""
+    temperature = fit_temperature(val_logits, val_labels)
+    confidence = metrics.softmax(val_logits, temperature).max(axis=1)
+    return {
+        "temperature": temperature,
+        "threshold": float(np.quantile(confidence, WARNING_FLAG_SHARE)),
+        "flag_share": WARNING_FLAG_SHARE,
     }
 
 

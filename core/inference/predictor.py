@@ -27,9 +27,20 @@ from core.models.build import build_model, cam_layer
 from core.models.registry import get_spec
 from core.models.spec import ModelSpec
 from core.runs.layout import RunError
+from core.runs.metrics_records import WarningRule
 from core.runs.registry import RunInfo, load_weights, resolve_run
 
-UNSURE_BELOW = 0.6  # top-class probability under which a prediction is flagged as unsure
+UNSURE_BELOW = 0.6  # top-class probability flagged as unsure by runs evaluated before rules
+# The share of validation images a run's warning rule flags (the threshold is set there, never
+# on a test split). Measured as an error detector with `python -m core warnings`: on the stress
+# shifts, the temperature-scaled top-class probability beat energy, Mahalanobis distance and the
+# intensity statistics (docs/benchmarks.md, "Warnings as error detectors").
+WARNING_FLAG_SHARE = 0.05
+
+
+def _warning_rule(info: RunInfo) -> WarningRule | None:
+    evaluation = info.metrics.evaluation if info.metrics else None
+    return evaluation.warning if evaluation else None
 
 
 def load_model(info: RunInfo) -> torch.nn.Module:
@@ -67,6 +78,9 @@ class Prediction:
     source: str
     probabilities: dict[str, float]
     warnings: tuple[str, ...] = ()
+    # Top-class probability after the run's temperature scaling (None: no warning rule).
+    calibrated_confidence: float | None = None
+    unreliable: bool = False  # the run's warning rule flags it
 
     @property
     def predicted(self) -> str:
@@ -89,6 +103,7 @@ class Predictor:
     model: torch.nn.Module
     spec: ModelSpec
     input_ranges: dict[str, tuple[float, float]] | None = None
+    warning_rule: WarningRule | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # None: compute_policy's choice for prediction (CUDA when present, fp32, plain layout).
     policy: ComputePolicy | None = None
@@ -139,6 +154,7 @@ class Predictor:
                 model=model,
                 spec=get_spec(info.config.model.name),
                 input_ranges=info.config.input_ranges,
+                warning_rule=_warning_rule(info),
                 policy=compute_policy(info.config.model.name, purpose=purpose),
             )
 
@@ -156,8 +172,10 @@ class Predictor:
         return torch.softmax(torch.from_numpy(self.logits(images)), dim=1).numpy()
 
     def predict(self, image: np.ndarray, source: str = "image") -> Prediction:
-        """The prediction for one decoded image, with a warning when the model is unsure."""
-        row = self.probabilities([image])[0]
+        """The prediction for one decoded image, with warnings: unfamiliar pixels, and the run's
+        warning rule (or, for a run evaluated before rules, a top class under 60%)."""
+        logits = self.logits([image])[0].astype(np.float64)
+        row = torch.softmax(torch.from_numpy(logits), dim=0).numpy()
         probabilities = {
             label: float(value) for label, value in zip(self.classes, row, strict=True)
         }
@@ -165,11 +183,24 @@ class Predictor:
             f"looks unlike the training images: {reason}"
             for reason in unfamiliar_reasons(image, self.input_ranges)
         ]
-        if max(probabilities.values()) < UNSURE_BELOW:
+        rule, calibrated, unreliable = self.warning_rule, None, False
+        if rule is not None:
+            scaled = torch.softmax(torch.from_numpy(logits / rule.temperature), dim=0)
+            calibrated = float(scaled.max())
+            unreliable = calibrated < rule.threshold
+            if unreliable:
+                share = rule.flag_share or WARNING_FLAG_SHARE
+                warnings.append(
+                    f"less sure than on {1 - share:.0%} of the validation images (calibrated "
+                    f"confidence {calibrated:.0%}, below {rule.threshold:.0%}): predictions "
+                    "this unsure are the ones most often wrong; do not rely on it"
+                )
+        elif max(probabilities.values()) < UNSURE_BELOW:
+            unreliable = True
             warnings.append(
                 f"the model is unsure: top class below {UNSURE_BELOW:.0%}; do not rely on it"
             )
-        return Prediction(source, probabilities, tuple(warnings))
+        return Prediction(source, probabilities, tuple(warnings), calibrated, unreliable)
 
     def explain(
         self,

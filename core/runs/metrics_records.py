@@ -69,6 +69,17 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class WarningRule:
+    """When Classify and `predict` warn that a prediction is unreliable: its top-class
+    probability after temperature scaling is below `threshold`, the value under which
+    `flag_share` of the validation images fall (core.evaluation.detectors measured it)."""
+
+    temperature: float = 1.0
+    threshold: float = 0.0
+    flag_share: float | None = None
+
+
+@dataclass(frozen=True)
 class EvaluationRecord:
     """The stored evaluation: every split's report side by side, computed on one dataset."""
 
@@ -80,6 +91,7 @@ class EvaluationRecord:
     classes: tuple[str, ...] = ()
     splits: dict[str, SplitReport | None] = field(default_factory=dict)
     calibration: dict[str, Calibration] = field(default_factory=dict)
+    warning: WarningRule | None = None
     seconds: float | None = None
 
     def split(self, name: str) -> SplitReport | None:
@@ -111,11 +123,12 @@ def parse_evaluation(payload: Any) -> EvaluationRecord:
         raise RecordError("the evaluation has no splits")
     if not all(isinstance(one, dict) for one in calibration.values()):
         raise RecordError("the evaluation's calibration is unreadable")
-    top = parse_lenient(
-        EvaluationRecord, {k: v for k, v in payload.items() if k not in ("splits", "calibration")}
-    )
+    parts = ("splits", "calibration", "warning")
+    top = parse_lenient(EvaluationRecord, {k: v for k, v in payload.items() if k not in parts})
+    warning = payload.get("warning")
     return dataclasses.replace(
         top,
+        warning=parse_lenient(WarningRule, warning) if isinstance(warning, dict) else None,
         splits={str(name): _split_report(report) for name, report in splits.items()},
         calibration={
             str(name): parse_lenient(Calibration, one) for name, one in calibration.items()
