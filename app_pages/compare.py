@@ -13,6 +13,7 @@ from core.ui.compare import (
 from core.ui.compare_external import show_external_sets
 from core.ui.compare_gallery import show_mistakes
 from core.ui.compare_stress import show_stress_tests
+from core.ui.compare_warnings import show_warnings
 from core.ui.run_management import show_feedback, show_run_management
 
 st.title("Compare runs")
@@ -41,6 +42,9 @@ show_stress_tests(selected, labels)
 
 st.subheader("External test sets: data from elsewhere")
 show_external_sets(selected, labels)
+
+st.subheader("Warnings: do they catch the mistakes?")
+show_warnings(selected, labels)
 
 st.subheader("Mistakes")
 show_mistakes(infos, selected, labels)

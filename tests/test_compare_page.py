@@ -295,3 +295,22 @@ def test_an_external_folder_is_scored_from_the_page_and_shown_as_a_split(
     next(b for b in app.button if b.label.startswith("Score 2 selected")).click().run()
     assert not app.exception
     assert any("no such folder" in error.value for error in app.error)
+
+
+def test_the_warnings_button_measures_the_detectors_and_draws_risk_coverage(
+    app: AppTest, made: Runs
+) -> None:
+    app.multiselect(key="compare_runs").set_value([made.first]).run()
+    app.button(key="compare_warnings").click().run()
+    assert not app.exception and not app.error
+    table = frame_with(app, "unflagged accuracy")
+    assert set(table["detector"]) >= {"calibrated confidence (the default)", "energy"}
+    assert app.selectbox(key="compare_warnings_set").value == "validation"
+    app.selectbox(key="compare_warnings_set").select("rotation 15").run()
+    risk = [
+        json.loads(chart.proto.spec)
+        for chart in app.get("plotly_chart")
+        if "coverage" in str(json.loads(chart.proto.spec).get("layout", {}).get("xaxis"))
+    ]
+    assert len(risk) == 1 and len(risk[0]["data"]) == 3  # the three ranking scores
+    assert not [button for button in app.button if button.key == "compare_warnings"]

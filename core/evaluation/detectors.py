@@ -151,6 +151,21 @@ def aurc(correct: np.ndarray, score: np.ndarray) -> float:
     return float(np.mean(errors / np.arange(1, len(order) + 1)))
 
 
+def risk_coverage(
+    correct: np.ndarray, score: np.ndarray, points: int = 50
+) -> dict[str, list[float]]:
+    """The risk-coverage curve, thinned to about `points` points: keeping the most trusted
+    share `coverage` of the predictions, the error rate `risk` among them."""
+    order = np.argsort(-score, kind="stable")
+    kept = np.arange(1, len(order) + 1)
+    risk = np.cumsum(~correct[order]) / kept
+    chosen = np.unique(np.linspace(0, len(order) - 1, min(points, len(order))).round().astype(int))
+    return {
+        "coverage": [round(float(kept[i] / len(order)), 4) for i in chosen],
+        "risk": [round(float(risk[i]), 5) for i in chosen],
+    }
+
+
 def flag_report(correct: np.ndarray, flagged: np.ndarray) -> dict[str, float | int | None]:
     """Share flagged and the accuracy of the unflagged and of the flagged predictions."""
 
@@ -179,5 +194,6 @@ def evaluate_set(scored: Scored, cutoffs: dict[str, float]) -> dict[str, dict]:
         reports[name] = {
             **flag_report(scored.correct, flagged),
             "aurc": aurc(scored.correct, scored.scores[name]),
+            "risk_coverage": risk_coverage(scored.correct, scored.scores[name]),
         }
     return reports

@@ -236,6 +236,21 @@ def _parse_externals(payload: Any) -> dict[str, ExternalRecord]:
 
 
 @dataclass(frozen=True)
+class DetectorRecord:
+    """The stored measurement of the warning scores as error detectors (`warnings` command):
+    per set name, per detector, its flag report (and AURC and risk-coverage points)."""
+
+    version: int | None = None
+    created_at: str | None = None
+    flag_share_on_validation: float | None = None
+    temperature: float | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    shifted_sets: tuple[str, ...] = ()
+    sets: dict[str, dict] = field(default_factory=dict)
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     """metrics.json: how training went, and the stored evaluation (when evaluated)."""
 
@@ -248,6 +263,7 @@ class RunMetrics:
     evaluation: EvaluationRecord | None = None
     stress: StressRecord | None = None
     external: dict[str, ExternalRecord] = field(default_factory=dict)  # by the set's name
+    detectors: DetectorRecord | None = None
 
 
 def parse_metrics(payload: Any) -> RunMetrics:
@@ -271,7 +287,7 @@ def parse_metrics(payload: Any) -> RunMetrics:
         stress = parse_stress(payload["stress"]) if "stress" in payload else None
     except RecordError:
         stress = None  # as for the evaluation: the stress test is offered again
-    sections = ("val", "evaluation", "stress", "external")
+    sections = ("val", "evaluation", "stress", "external", "detectors")
     training = {key: value for key, value in payload.items() if key not in sections}
     return dataclasses.replace(
         parse_lenient(RunMetrics, training),
@@ -279,4 +295,9 @@ def parse_metrics(payload: Any) -> RunMetrics:
         evaluation=evaluation,
         stress=stress,
         external=_parse_externals(payload.get("external")),
+        detectors=(
+            parse_lenient(DetectorRecord, payload["detectors"])
+            if isinstance(payload.get("detectors"), dict)
+            else None
+        ),
     )

@@ -95,7 +95,7 @@ def recipe_choices(model: str) -> tuple[str, ...]:
 # under the stress shifts at moderate severity (never the test split's), measured side by side
 # with the fast recipes in docs/benchmarks.md. For cnn_fast, the full strengths on every image
 # left it underfitted (95.0% official test after 22 epochs); applying rotation, zoom and
-# intensity to 60% of the images and the scanner-like changes to half kept 97.5% in 18 epochs
+# intensity to 65% of the images and the scanner-like changes to half kept 96.9% in 18 epochs
 # (under 3 minutes). MobileNetV2 was weakest under salt-and-pepper noise on validation (95.7%),
 # so it trains with stronger noise.
 ROBUST_AUGMENT = AugmentConfig(
@@ -103,7 +103,13 @@ ROBUST_AUGMENT = AugmentConfig(
     gamma=0.5, noise=0.04, salt_pepper=0.02, blur=0.8, share=0.6,
 )  # fmt: skip
 ROBUST_RECIPES: dict[str, dict[str, Any]] = {
-    "cnn_fast": {**FAST_CPU_RECIPES["cnn_fast"], "epochs": 18, "augment": ROBUST_AUGMENT},
+    # Validation was weakest under zoom; zoom 0.65-1.35 on 65% of the images raised that from
+    # 91.3% to 92.0% at the same unshifted validation accuracy (96.3%).
+    "cnn_fast": {
+        **FAST_CPU_RECIPES["cnn_fast"],
+        "epochs": 18,
+        "augment": dataclasses.replace(ROBUST_AUGMENT, scale=0.35, share=0.65),
+    },
     "mobilenet_v2": {
         **FAST_CPU_RECIPES["mobilenet_v2"],
         "epochs": 14,
@@ -116,8 +122,8 @@ ROBUST_RECIPES: dict[str, dict[str, Any]] = {
 RECIPE_SUMMARIES: dict[str, str] = {
     "cnn_fast": "flips only, 12 epochs: 97.9% on the official test (97.3% duplicate-free) in "
     "88 s, but 56.7% once brightness moves by 10%",
-    "cnn_fast_robust": "rotation, zoom, intensity, gamma, noise and blur, 18 epochs: 97.5% "
-    "(96.8% duplicate-free) in 160 s, and at least 89.6% under every moderate shift",
+    "cnn_fast_robust": "rotation, zoom, intensity, gamma, noise and blur, 18 epochs: 96.9% "
+    "(95.5% duplicate-free) in 175 s, and at least 90.3% under every moderate shift",
     "mobilenet_v2": "ImageNet start, top 8 blocks trained, flips only, 12 epochs: 99.2% on the "
     "official test (98.8% duplicate-free) in 338 s, but 61.6% under 2% salt-and-pepper noise",
     "mobilenet_v2_robust": "as the fast recipe with the robust augmentation, 14 epochs: 98.9% "

@@ -230,7 +230,7 @@ def expect_confusion_matrices_of(page: Page, run_ids: list[str]) -> None:
 
 
 def test_compare_shows_both_runs_their_curves_and_matrices(
-    demo_app: AppServer, page: Page, demo_runs: dict[str, str]
+    demo_app: AppServer, page: Page, demo_runs: dict[str, str], tmp_path: Path
 ) -> None:
     completed, cancelled = demo_runs["completed"], demo_runs["cancelled"]
     ui.open_page(page, demo_app.url, "compare")
@@ -244,6 +244,20 @@ def test_compare_shows_both_runs_their_curves_and_matrices(
     expect_confusion_matrices_of(page, [completed])
     ui.expect_no_exception(page)
     ui.save_screenshot(page, "demo-compare")
+    # An external folder: the demo's test images under other class names, with copies of
+    # training images, typed into the form and scored.
+    from core.data import synthetic
+    from tests.test_external import make_external_folder
+
+    folder = make_external_folder(synthetic.generate_demo_dataset(tmp_path / "demo"), tmp_path)
+    ui.widget(page, "compare_external_folder").locator("input").fill(str(folder))
+    ui.widget(page, "compare_external_map").locator("input").fill("pit=pituitary")
+    ui.button(page, "Score 1 selected run(s) on this folder").click()
+    main = ui.main(page)
+    expect(main).to_contain_text("copies left out", timeout=120_000)
+    expect(main).to_contain_text("Other (4)")
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-compare-external")
 
 
 # --- Classify -----------------------------------------------------------------------------------
