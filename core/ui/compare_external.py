@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.evaluation.external import evaluate_external, parse_class_map, stored_externals
 from core.runs.registry import RunInfo
-from core.ui.progress import work_on_runs
+from core.ui.progress import show_work_failures, work_on_runs
 
 EXTERNAL_REPORT_KEY = "_compare_external_report"
 
@@ -59,8 +59,7 @@ def _score(selected: Sequence[RunInfo], labels: dict[str, str], folder: str, nam
 
 def show_external_sets(selected: Sequence[RunInfo], labels: dict[str, str]) -> None:
     """A form to score the selected runs on a folder, and every stored external result."""
-    for failure in st.session_state.pop(EXTERNAL_REPORT_KEY, []):
-        st.error(f"Could not score {failure}")
+    show_work_failures(EXTERNAL_REPORT_KEY, "score")
     usable = [info for info in selected if info.usable]
     table = external_table(selected, labels)
     if not table.empty:

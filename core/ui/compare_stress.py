@@ -9,28 +9,14 @@ import streamlit as st
 from core.evaluation.stress import stored_stress, stress_run
 from core.runs.registry import RunInfo
 from core.ui.compare_charts import stress_chart
-from core.ui.progress import work_on_runs
+from core.ui.progress import show_work_failures, work_button
 
 STRESS_REPORT_KEY = "_compare_stress_report"
 
 
-def _run_stress_tests(pending: Sequence[RunInfo], labels: dict[str, str]) -> None:
-    """Stress-test each run under a status box; one failure never stops the others. Reruns."""
-    st.session_state[STRESS_REPORT_KEY] = work_on_runs(
-        pending,
-        labels,
-        lambda info, events: stress_run(info.run_id, events=events),
-        title=f"Stress-testing {len(pending)} run(s)...",
-        doing="every shift at every severity",
-        done="Stress-tested",
-    )
-    st.rerun()
-
-
 def show_stress_tests(selected: Sequence[RunInfo], labels: dict[str, str]) -> None:
     """The selected runs' stress curves, and a button for those not stress-tested yet."""
-    for failure in st.session_state.pop(STRESS_REPORT_KEY, []):
-        st.error(f"Could not stress-test {failure}")
+    show_work_failures(STRESS_REPORT_KEY, "stress-test")
     records = {
         labels[info.run_id]: record
         for info in selected
@@ -54,5 +40,14 @@ def show_stress_tests(selected: Sequence[RunInfo], labels: dict[str, str]) -> No
         "intensity, resolution and JPEG shifts at four severities each (about half a minute for "
         "cnn_fast, several minutes for MobileNetV2 on a laptop CPU)."
     )
-    if st.button(f"Stress-test {len(pending)} run(s)", key="compare_stress"):
-        _run_stress_tests(pending, labels)
+    work_button(
+        pending,
+        labels,
+        lambda info, events: stress_run(info.run_id, events=events),
+        label=f"Stress-test {len(pending)} run(s)",
+        key="compare_stress",
+        report_key=STRESS_REPORT_KEY,
+        title=f"Stress-testing {len(pending)} run(s)...",
+        doing="every shift at every severity",
+        done="Stress-tested",
+    )

@@ -13,7 +13,7 @@ from core.evaluation.detector_study import DETECTORS_VERSION, study_run
 from core.runs.metrics_records import DetectorRecord
 from core.runs.registry import RunInfo
 from core.ui.compare_charts import colour
-from core.ui.progress import work_on_runs
+from core.ui.progress import show_work_failures, work_button
 
 WARNINGS_REPORT_KEY = "_compare_warnings_report"
 DETECTOR_LABELS = {
@@ -78,22 +78,9 @@ def risk_coverage_chart(records: dict[str, DetectorRecord], set_name: str) -> go
     return figure
 
 
-def _measure(pending: Sequence[RunInfo], labels: dict[str, str]) -> None:
-    st.session_state[WARNINGS_REPORT_KEY] = work_on_runs(
-        pending,
-        labels,
-        lambda info, events: study_run(info.run_id, events=events),
-        title=f"Measuring the warnings of {len(pending)} run(s)...",
-        doing="every warning score on the test images, shifted and unshifted",
-        done="Measured",
-    )
-    st.rerun()
-
-
 def show_warnings(selected: Sequence[RunInfo], labels: dict[str, str]) -> None:
     """The selected runs' detector measurements, and a button for those not measured yet."""
-    for failure in st.session_state.pop(WARNINGS_REPORT_KEY, []):
-        st.error(f"Could not measure the warnings of {failure}")
+    show_work_failures(WARNINGS_REPORT_KEY, "measure the warnings of")
     records = {
         labels[info.run_id]: record
         for info in selected
@@ -124,5 +111,14 @@ def show_warnings(selected: Sequence[RunInfo], labels: dict[str, str]) -> None:
         "on the duplicate-free test, under each stress shift and on stored external sets "
         "(about 25 s for cnn_fast, 4-5 minutes for MobileNetV2 on a laptop CPU)."
     )
-    if st.button(f"Measure the warnings of {len(pending)} run(s)", key="compare_warnings"):
-        _measure(pending, labels)
+    work_button(
+        pending,
+        labels,
+        lambda info, events: study_run(info.run_id, events=events),
+        label=f"Measure the warnings of {len(pending)} run(s)",
+        key="compare_warnings",
+        report_key=WARNINGS_REPORT_KEY,
+        title=f"Measuring the warnings of {len(pending)} run(s)...",
+        doing="every warning score on the test images, shifted and unshifted",
+        done="Measured",
+    )

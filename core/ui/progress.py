@@ -63,3 +63,31 @@ def work_on_runs(
             state="error" if failures else "complete",
         )
     return failures
+
+
+def show_work_failures(report_key: str, verb: str) -> None:
+    """The failures of the last `work_button` click with this key (shown once, after its
+    rerun), one error line each."""
+    for failure in st.session_state.pop(report_key, []):
+        st.error(f"Could not {verb} {failure}")
+
+
+def work_button(
+    pending: Sequence[RunInfo],
+    labels: dict[str, str],
+    work: Callable[[RunInfo, Events], object],
+    *,
+    label: str,
+    key: str,
+    report_key: str,
+    title: str,
+    doing: str,
+    done: str,
+) -> None:
+    """A button that does `work` on each pending run under a status box, keeps the failures
+    for `show_work_failures` and reruns (the page above was drawn before the work)."""
+    if st.button(label, key=key):
+        st.session_state[report_key] = work_on_runs(
+            pending, labels, work, title=title, doing=doing, done=done
+        )
+        st.rerun()
