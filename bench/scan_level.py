@@ -31,13 +31,13 @@ DESCRIPTOR_BANDS = [0.0, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 2.0]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", nargs="?", type=Path)
+    parser.add_argument("data_dir", nargs="?", type=Path, default=paths.real_dataset_dir())
     parser.add_argument("--sheets", type=Path, help="write one contact sheet per band here")
     parser.add_argument("--quick", action="store_true", help="the synthetic demo dataset")
     arguments = parser.parse_args()
     root = (
-        synthetic.ensure_demo_dataset(paths.demo_dataset_dir())
-        if arguments.quick or arguments.data_dir is None
+        synthetic.generate_demo_dataset(paths.demo_dataset_dir())
+        if arguments.quick
         else arguments.data_dir
     )
     dataset = open_dataset(root)
