@@ -47,7 +47,8 @@ STRICTER_SPLITS = ("duplicate_free_test", "unseen_scan_test")
 """Test subsets stricter than the official test: no copy of a training image (duplicate-free);
 no training image from the same scan either (unseen-scan; core.data.scan_level)."""
 PREDICTIONS = "predictions.csv"
-EVALUATION_VERSION = 2  # 2: duplicate_free_test (was leak_free_test), unseen_scan_test
+# 2: duplicate_free_test (was leak_free_test) and unseen_scan_test; 3: the warning rule.
+EVALUATION_VERSION = 3
 # Per-image lists are kept in predictions.csv; metrics.json keeps the summaries only.
 _PER_IMAGE_KEYS = ("predicted", "correct")
 
