@@ -46,7 +46,7 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
         print("  warning: the dataset's split differs from the one the run trained with")
     for split, summary in summaries.items():
         if summary is None:
-            print(f"  {SPLIT_LABELS[split]:>15}: no images")
+            print(f"  {SPLIT_LABELS[split]:>19}: no images")
             continue
         calibration = summary.get("temperature_scaled")
         scaled = (
@@ -55,7 +55,7 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
             else ""
         )
         print(
-            f"  {SPLIT_LABELS[split]:>15}: n={summary['n']}  accuracy "
+            f"  {SPLIT_LABELS[split]:>19}: n={summary['n']}  accuracy "
             f"{_percent_with_interval(summary, 'accuracy')}  balanced "
             f"{_percent_with_interval(summary, 'balanced_accuracy')}  macro-F1 "
             f"{_percent_with_interval(summary, 'macro_f1')}  MCC {summary['mcc']:.3f}  "
