@@ -14,7 +14,6 @@ from core.ui.classify import (
     load_predictor,
     predict_slices,
     show_upload_gallery,
-    training_copies,
     usable_runs,
 )
 from core.ui.downloads import csv_download
@@ -95,10 +94,6 @@ with right:
             "scanner-like shifts, the unflagged predictions were the reliable ones (right 98.6% "
             "or more of the time for the robust MobileNetV2 recipe, `python -m core warnings`)."
         )
-    copies = training_copies(run.run_id)
-    match = copies.find(pixels) if copies is not None else None
-    if match is not None:
-        st.warning(match.describe().capitalize() + ".", icon=":material/content_copy:")
     chart = px.bar(
         x=list(prediction.probabilities.values()),
         y=list(prediction.probabilities),

@@ -42,15 +42,11 @@ def command_predict(arguments: argparse.Namespace) -> int:
     from core.imaging.reader import read_slices
     from core.inference.explain import CAM_METHODS, DEFAULT_CAM_METHOD
     from core.inference.predictor import Predictor
-    from core.inference.training_copies import TrainingCopies
-    from core.runs.registry import resolve_run
 
     arguments.cam = arguments.cam or DEFAULT_CAM_METHOD
     if arguments.cam not in CAM_METHODS:
         raise ValueError(f"--cam must be one of: {', '.join(CAM_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
-    # Inputs that copy a training image get a warning: their scores say nothing about new scans.
-    copies = TrainingCopies.for_run(resolve_run(arguments.run))
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
         try:
@@ -62,7 +58,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
         for index, (label, pixels) in enumerate(slices):
             # Each frame of a multi-frame DICOM (or TIFF) is a slice of its own.
             frame = index + 1 if len(slices) > 1 else None
-            entry = _predict_slice(predictor, copies, file, frame, label, pixels, arguments)
+            entry = _predict_slice(predictor, file, frame, label, pixels, arguments)
             results.append(entry)
     if arguments.json:
         print(json.dumps(results, indent=2))
@@ -71,7 +67,6 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
 def _predict_slice(
     predictor: Any,
-    copies: Any,
     file: str,
     frame: int | None,
     label: str,
@@ -81,13 +76,11 @@ def _predict_slice(
     """Predict one slice, write its overlay when asked, print it unless --json."""
     prediction = predictor.predict(pixels, source=label)
     entry = _entry(file, frame, predicted=prediction.predicted)
-    warnings = list(prediction.warnings)
-    match = copies.find(pixels) if copies is not None else None
-    if match is not None:
-        warnings.append(match.describe())
+    warnings = prediction.warnings
+    match = prediction.training_copy
     entry.update(
         probabilities=prediction.probabilities,
-        warnings=warnings,
+        warnings=list(warnings),
         training_copy=asdict(match) if match else None,
     )
     if arguments.cam_out:

@@ -119,6 +119,14 @@ def _listing_fingerprint(layout: DatasetLayout) -> str:
     return digest.hexdigest()[:16]
 
 
+def pixel_hash(gray: np.ndarray) -> str:
+    """SHA-1 of a grayscale image's shape and pixels: equal for identical decoded pixels,
+    whatever the file format."""
+    digest = hashlib.sha1(f"{gray.shape}".encode())
+    digest.update(np.ascontiguousarray(gray).data)
+    return digest.hexdigest()
+
+
 def _describe_image(
     root: Path, relative: str
 ) -> tuple[dict[str, object], np.ndarray] | SkippedFile:
@@ -136,8 +144,6 @@ def _describe_image(
     except ImageReadError as error:
         return SkippedFile(relative, error.reason)
     gray = to_grayscale(image.pixels)
-    pixel_digest = hashlib.sha1(f"{gray.shape}".encode())
-    pixel_digest.update(np.ascontiguousarray(gray).data)
     # resize_square(image.pixels) starts with to_grayscale, which passes `gray` through as is.
     thumbnail = resize_square(gray, INDEX_IMAGE_SIZE)
     row = {
@@ -149,7 +155,7 @@ def _describe_image(
         "format": image.format,
         "file_bytes": len(data),
         "file_hash": hashlib.sha1(data).hexdigest(),
-        "pixel_hash": pixel_digest.hexdigest(),
+        "pixel_hash": pixel_hash(gray),
         "mean_intensity": float(gray.mean()),
     }
     return row, thumbnail

@@ -128,9 +128,12 @@ def calibration_summary(
     test_y: np.ndarray,
     *,
     bins: int = 15,
+    temperature: float | None = None,
 ) -> dict[str, float]:
-    """Fit a temperature on validation logits; test-set ECE and NLL before and after applying it."""
-    temperature = fit_temperature(val_logits, val_y)
+    """Fit a temperature on validation logits (unless the fitted one is given); test-set ECE
+    and NLL before and after applying it."""
+    if temperature is None:
+        temperature = fit_temperature(val_logits, val_y)
     test_logits = np.asarray(test_logits, dtype=np.float64)
     if test_logits.ndim != 2:
         raise ValueError(f"test_logits must be (n, k), got shape {test_logits.shape}")

@@ -228,14 +228,18 @@ def _summarise(
         reports[split] = {k: v for k, v in report.items() if k not in _PER_IMAGE_KEYS}
     calibration: dict[str, Any] = {}
     val_labels, val_logits = arrays["val"]
+    # One temperature, fitted once on validation, for every test split and the warning rule.
+    temperature = fit_temperature(val_logits, val_labels) if len(val_labels) else None
     for split in ("test", *STRICTER_SPLITS):
         labels, logits = arrays[split]
-        if len(labels) and len(val_labels):
-            calibration[split] = calibration_summary(val_logits, val_labels, logits, labels)
+        if len(labels) and temperature is not None:
+            calibration[split] = calibration_summary(
+                val_logits, val_labels, logits, labels, temperature=temperature
+            )
     return {
         "version": EVALUATION_VERSION,
         "created_at": iso(utcnow()),
-        "warning": warning_rule(val_logits, val_labels) if len(val_labels) else None,
+        "warning": (warning_rule(val_logits, temperature) if temperature is not None else None),
         "dataset": sets.data.dataset.fingerprint,
         "audit_threshold": sets.audit_threshold,
         "split_matches_training": sets.split_matches_training,
@@ -245,10 +249,9 @@ def _summarise(
     }
 
 
-def warning_rule(val_logits: np.ndarray, val_labels: np.ndarray) -> dict[str, float]:
+def warning_rule(val_logits: np.ndarray, temperature: float) -> dict[str, float]:
     """The run's warning rule: flag a prediction whose temperature-scaled top-class probability
     is below the one WARNING_FLAG_SHARE of the validation images fall under."""
-    temperature = fit_temperature(val_logits, val_labels)
     confidence = metrics.softmax(val_logits, temperature).max(axis=1)
     return {
         "temperature": temperature,

@@ -34,7 +34,7 @@ from core.evaluation.evaluate import EvaluationError, stored_evaluation
 from core.events import Events, report_progress
 from core.imaging.reader import SUPPORTED_EXTENSIONS, ImageReadError, read_image
 from core.inference.predictor import Predictor
-from core.inference.training_copies import learned_roles
+from core.inference.training_copies import TrainingCopies
 from core.runs.layout import iso, jsonable, utcnow
 from core.runs.metrics_records import ExternalRecord, parse_external
 from core.runs.registry import RunInfo, resolve_run
@@ -123,8 +123,7 @@ def predictions_path(info: RunInfo, name: str) -> Path:
 
 def stored_external(info: RunInfo, name: str) -> ExternalRecord | None:
     """The run's stored evaluation on external set `name`, when it is there and current."""
-    record = info.metrics.external.get(name) if info.metrics else None
-    return record if record and record.version == EXTERNAL_VERSION else None
+    return stored_externals(info).get(name)
 
 
 def stored_externals(info: RunInfo) -> dict[str, ExternalRecord]:
@@ -147,36 +146,12 @@ def _copies(
     it counts as a copy. None when the run's dataset is not on this machine."""
     evaluation = stored_evaluation(info)
     threshold = (evaluation.audit_threshold if evaluation else None) or audit.DEFAULT_THRESHOLD
-    assert info.config is not None
-    root = Path(info.config.data.root)
-    if not root.is_dir():
+    learned = TrainingCopies.for_run(info, threshold, events)
+    if learned is None:
         return None, threshold
-    try:
-        source = open_dataset(root, events)
-    except DatasetError:
-        return None, threshold
-    roles = learned_roles(info, source)
-    trained_on = np.flatnonzero(roles != "")
     report_progress(events, "external", 0, 1, "Looking for copies of the run's images")
-    nearest, distance = audit.nearest_matches(
-        audit.dataset_descriptors(external, events),
-        audit.dataset_descriptors(source, events)[trained_on],
-    )
-    nearest = trained_on[nearest] if len(trained_on) else nearest
-    hashes = source.frame["pixel_hash"].to_numpy()
-    by_hash = {hashes[position]: int(position) for position in trained_on}
-    exact = np.array([by_hash.get(one, -1) for one in external.frame["pixel_hash"]], np.int64)
-    nearest = np.where(exact >= 0, exact, nearest)
-    distance = np.where(exact >= 0, 0.0, distance)
-    table = pd.DataFrame(
-        {
-            "source_path": source.frame["path"].to_numpy()[nearest],
-            "source_role": roles[nearest],
-            "distance": distance,
-            "copy": (distance <= threshold) & (len(trained_on) > 0),
-        }
-    )
-    return table, threshold
+    descriptors = audit.dataset_descriptors(external, events)
+    return learned.match(descriptors, external.frame["pixel_hash"].tolist()), threshold
 
 
 def _predict(

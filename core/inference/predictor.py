@@ -9,6 +9,7 @@ says (CUDA when present, fp32); probabilities come back on the CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from core.imaging.familiarity import unfamiliar_reasons
 from core.imaging.model_input import prepare_images
 from core.imaging.reader import read_image
 from core.inference.explain import DEFAULT_CAM_METHOD, Explanation, activation_map, resize_map
+from core.inference.training_copies import CopyMatch, TrainingCopies
 from core.models.build import build_model, cam_layer
 from core.models.registry import get_spec
 from core.models.spec import ModelSpec
@@ -81,6 +83,7 @@ class Prediction:
     # Top-class probability after the run's temperature scaling (None: no warning rule).
     calibrated_confidence: float | None = None
     unreliable: bool = False  # the run's warning rule flags it
+    training_copy: CopyMatch | None = None  # the image the run learned from that this copies
 
     @property
     def predicted(self) -> str:
@@ -104,6 +107,7 @@ class Predictor:
     spec: ModelSpec
     input_ranges: dict[str, tuple[float, float]] | None = None
     warning_rule: WarningRule | None = None
+    run_dir: Path | None = None  # where the run's files are: its training images are found there
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # None: compute_policy's choice for prediction (CUDA when present, fp32, plain layout).
     policy: ComputePolicy | None = None
@@ -155,6 +159,7 @@ class Predictor:
                 spec=get_spec(info.config.model.name),
                 input_ranges=info.config.input_ranges,
                 warning_rule=_warning_rule(info),
+                run_dir=info.path,
                 policy=compute_policy(info.config.model.name, purpose=purpose),
             )
 
@@ -200,7 +205,17 @@ class Predictor:
             warnings.append(
                 f"the model is unsure: top class below {UNSURE_BELOW:.0%}; do not rely on it"
             )
-        return Prediction(source, probabilities, tuple(warnings), calibrated, unreliable)
+        copies = self.training_copies
+        match = copies.find(image) if copies is not None else None
+        if match is not None:
+            warnings.append(match.describe())
+        return Prediction(source, probabilities, tuple(warnings), calibrated, unreliable, match)
+
+    @functools.cached_property
+    def training_copies(self) -> TrainingCopies | None:
+        """The images the run learned from, to tell when an input copies one (built on first
+        use; None when the run's dataset is not on this machine)."""
+        return TrainingCopies.for_run(resolve_run(self.run_dir)) if self.run_dir else None
 
     def explain(
         self,

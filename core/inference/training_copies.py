@@ -9,16 +9,18 @@ compare with, and `TrainingCopies.for_run` says so by returning None.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from core.data import audit
 from core.data.discovery import DatasetError
-from core.data.index import INDEX_IMAGE_SIZE, Dataset, open_dataset
+from core.data.index import INDEX_IMAGE_SIZE, Dataset, open_dataset, pixel_hash
 from core.data.splits import load_split
+from core.events import Events
 from core.imaging.pixels import resize_square, to_grayscale
 from core.runs.registry import RunInfo
 
@@ -42,14 +44,6 @@ class CopyMatch:
             f"this image is {how} the run's {part} image {self.path}: its score says nothing "
             "about how the model does on new scans"
         )
-
-
-def pixel_hash(pixels: np.ndarray) -> str:
-    """The index's hash of decoded grayscale pixels (core.data.index)."""
-    gray = to_grayscale(pixels)
-    digest = hashlib.sha1(f"{gray.shape}".encode())
-    digest.update(np.ascontiguousarray(gray).data)
-    return digest.hexdigest()
 
 
 def learned_roles(info: RunInfo, source: Dataset) -> np.ndarray:
@@ -79,12 +73,14 @@ class TrainingCopies:
     threshold: float = audit.DEFAULT_THRESHOLD
 
     @classmethod
-    def for_run(cls, info: RunInfo, threshold: float | None = None) -> TrainingCopies | None:
+    def for_run(
+        cls, info: RunInfo, threshold: float | None = None, events: Events | None = None
+    ) -> TrainingCopies | None:
         """The run's lookup, or None when its dataset is not on this machine."""
         if info.config is None or not Path(info.config.data.root).is_dir():
             return None
         try:
-            source = open_dataset(Path(info.config.data.root))
+            source = open_dataset(Path(info.config.data.root), events)
         except DatasetError:
             return None
         roles = learned_roles(info, source)
@@ -93,21 +89,45 @@ class TrainingCopies:
         return cls(
             paths=source.frame["path"].to_numpy()[rows],
             roles=roles[rows],
-            descriptors=audit.dataset_descriptors(source)[rows],
+            descriptors=audit.dataset_descriptors(source, events)[rows],
             hashes={value: row for row, value in enumerate(hashes)},
             threshold=audit.DEFAULT_THRESHOLD if threshold is None else threshold,
         )
 
+    def match(self, descriptors: np.ndarray, hashes: Sequence[str]) -> pd.DataFrame:
+        """Per query image (its audit descriptor and pixel hash): the closest image the run
+        learned from (`source_path`, `source_role`), the `distance` (0 for identical pixels),
+        whether the pixels are identical (`exact`) and whether it is a `copy`."""
+        count = len(hashes)
+        if len(self.paths) == 0:
+            empty = np.full(count, "", dtype=object)
+            return pd.DataFrame(
+                {"source_path": empty, "source_role": empty, "distance": np.full(count, 2.0),
+                 "exact": np.zeros(count, dtype=bool), "copy": np.zeros(count, dtype=bool)}
+            )  # fmt: skip
+        nearest, distance = audit.nearest_matches(descriptors, self.descriptors)
+        exact = np.array([self.hashes.get(one, -1) for one in hashes], dtype=np.int64)
+        nearest = np.where(exact >= 0, exact, nearest)
+        distance = np.where(exact >= 0, 0.0, distance)
+        return pd.DataFrame(
+            {
+                "source_path": self.paths[nearest],
+                "source_role": self.roles[nearest],
+                "distance": distance,
+                "exact": exact >= 0,
+                "copy": distance <= self.threshold,
+            }
+        )
+
     def find(self, pixels: np.ndarray) -> CopyMatch | None:
         """The training image `pixels` copy, or None when they copy none."""
-        if len(self.paths) == 0:
-            return None
-        exact = self.hashes.get(pixel_hash(pixels))
-        if exact is not None:
-            return CopyMatch(str(self.paths[exact]), str(self.roles[exact]), 0.0, True)
         query = audit.slice_descriptor(resize_square(pixels, INDEX_IMAGE_SIZE))
-        distances = 1.0 - self.descriptors @ query
-        row = int(distances.argmin())
-        if distances[row] > self.threshold:
+        row = self.match(query[None, :], [pixel_hash(to_grayscale(pixels))]).iloc[0]
+        if not row["copy"]:
             return None
-        return CopyMatch(str(self.paths[row]), str(self.roles[row]), float(distances[row]), False)
+        return CopyMatch(
+            str(row["source_path"]),
+            str(row["source_role"]),
+            float(row["distance"]),
+            bool(row["exact"]),
+        )

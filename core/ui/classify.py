@@ -14,8 +14,7 @@ from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_slices
 from core.inference.explain import Explanation
 from core.inference.predictor import Prediction, Predictor
-from core.inference.training_copies import TrainingCopies
-from core.runs.registry import list_runs, resolve_run
+from core.runs.registry import list_runs
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
@@ -60,14 +59,6 @@ def best_run_index(choices: list[RunChoice]) -> int:
 def load_predictor(run_id: str) -> Predictor:
     """The run's predictor, built once per server process (thread-safe, shared by sessions)."""
     return shared_memo().get(("predictor", run_id), lambda: Predictor.from_run(run_id))
-
-
-def training_copies(run_id: str) -> TrainingCopies | None:
-    """The run's lookup of the images it learned from, built once per server process (None
-    when its dataset is not on this machine)."""
-    return shared_memo().get(
-        ("training copies", run_id), lambda: TrainingCopies.for_run(resolve_run(run_id))
-    )
 
 
 def decode_uploads(
