@@ -39,6 +39,11 @@ class DataConfig:
     split_seed: int = 0
     grouped_split: bool = True  # near-duplicate groups never straddle train/validation
     subset_per_class: int | None = None  # smoke runs: at most N training images per class
+    # Studies: train on a nested, stratified sample of the training part (validation and test
+    # untouched): N images per class, or a fraction of each class, drawn with `sample_seed`.
+    train_per_class: int | None = None
+    train_fraction: float | None = None
+    sample_seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Background training jobs: one worker thread, a visible queue, cancel, progress snapshots.
 
-A job trains a request, then evaluates the run: this layer sits above both training and
-evaluation.
+A job trains a request, then evaluates the run, or runs a study's cells one after another:
+this layer sits above training, evaluation and studies.
 
 The training thread never touches Streamlit: it updates a small `Job` object under a lock,
 and pages read copies of it (`Job.snapshot()`). On a 2-core machine one job trains at a time;
@@ -20,11 +20,14 @@ from typing import Any
 from core.evaluation.evaluate import evaluate_run
 from core.events import PROGRESS, Events, StageProgress
 from core.runs.layout import new_run_id
+from core.studies.plan import Study
+from core.studies.runner import run_study
 from core.training.fit import FitResult, fit
 from core.training.progress import BatchEvent
 from core.training.request import TrainingRequest
 
 ACTIVE_STATES = ("queued", "preparing", "running")
+STUDY_JOB = "study"  # the `model` of a study's job
 MAX_BATCH_POINTS = 600  # charts stay light: batch history is thinned beyond this
 
 
@@ -64,14 +67,19 @@ class JobSnapshot:
 
 
 class Job:
-    """One training request and its live progress, shared by the worker and the readers."""
+    """One training request, or one study (a run per cell), and its live progress, shared by
+    the worker and the readers."""
 
-    def __init__(self, job_id: str, request: TrainingRequest) -> None:
+    def __init__(
+        self, job_id: str, request: TrainingRequest | None = None, study_id: str | None = None
+    ) -> None:
         self.job_id = job_id
         self.request = request
+        self.study_id = study_id
         self.cancel_event = threading.Event()
         self._lock = threading.Lock()
-        self._snapshot = JobSnapshot(job_id, request.model.name, "queued", time.time())
+        model = request.model.name if request is not None else STUDY_JOB
+        self._snapshot = JobSnapshot(job_id, model, "queued", time.time())
 
     def snapshot(self) -> JobSnapshot:
         """The current state (an immutable copy)."""
@@ -135,14 +143,28 @@ class JobManager:
         """Queue a training run; its job id is the run id it will have on disk."""
         job = Job(new_run_id(request.model.name), request)
         with self._lock:
-            self.jobs[job.job_id] = job
-            self._queue.put(job)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(
-                    target=self._work, name="training-worker", daemon=True
-                )
-                self._worker.start()
+            self._enqueue(job)
         return job
+
+    def submit_study(self, study_id: str) -> Job:
+        """Queue a study (saved by `core.studies.plan`): its cells train one after another in
+        this queue's worker; the job's id is the study id. ValueError when it is queued or
+        running already."""
+        with self._lock:
+            existing = self.jobs.get(study_id)
+            if existing is not None and existing.snapshot().active:
+                raise ValueError(f"study {study_id} is already queued or running")
+            job = Job(study_id, study_id=study_id)
+            self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        """Add `job` to the queue and make sure the worker runs (the caller holds the lock)."""
+        self.jobs[job.job_id] = job
+        self._queue.put(job)
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="training-worker", daemon=True)
+            self._worker.start()
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id (= run id), if this process ran or queued it."""
@@ -199,7 +221,11 @@ class JobManager:
                         self._worker = None
                         return
                 continue
-            if not job.cancel_event.is_set():
+            if job.cancel_event.is_set():
+                continue
+            if job.study_id is not None:
+                _run_study_job(job)
+            else:
                 _run_job(job)
 
 
@@ -212,13 +238,42 @@ def _evaluate_quietly(run_id: str, events: Events) -> str | None:
     return None
 
 
-def _run_job(job: Job) -> None:
-    """Train one job on this thread; every outcome ends in a terminal snapshot."""
+def _job_events(job: Job) -> Events:
+    """An event bus that feeds the job's snapshot."""
     events = Events()
     events.add_callback("batch", job.on_batch)
     events.add_callback("epoch", job.on_epoch)
     events.add_callback("message", job.on_message)
     events.add_callback(PROGRESS, job.on_progress)
+    return events
+
+
+def _run_study_job(job: Job) -> None:
+    """Run a study's remaining cells on this thread; the snapshot follows the current cell."""
+    assert job.study_id is not None
+    job.update(state="preparing", message="starting the study")
+
+    def on_change(study: Study) -> None:
+        training = (study.message or "").startswith("training")
+        # Each cell's epochs start again at 1: the live charts show the current cell only.
+        job.update(
+            message=study.message, **({"history": (), "batch_losses": ()} if training else {})
+        )
+
+    try:
+        study = run_study(
+            job.study_id, events=_job_events(job), cancel=job.cancel_event, on_change=on_change
+        )
+        state = {"finished": "completed", "cancelled": "cancelled"}.get(study.state, "failed")
+        job.update(state=state, message=study.message, eta_seconds=0.0)
+    except Exception as error:  # the thread must survive any failure and report it
+        job.update(state="failed", error=f"{type(error).__name__}: {error}", eta_seconds=None)
+
+
+def _run_job(job: Job) -> None:
+    """Train one job on this thread; every outcome ends in a terminal snapshot."""
+    assert job.request is not None
+    events = _job_events(job)
     job.update(state="preparing", message="loading images")
     try:
         result = fit(job.request, run_id=job.job_id, events=events, cancel=job.cancel_event)

@@ -37,6 +37,11 @@ def test_a_complete_config_parses_into_typed_parts() -> None:
     assert config.train is not None and config.train.augment == AugmentConfig()
     assert not config.weights_source.pretrained and config.recipe.name is None
     assert parse_config(config.to_json()) == config  # the record round-trips through JSON
+    assert config.study is None
+    cell = {"id": "20261201T120000Z_study_abcdef", "setting": "cnn_fast", "size": "50", "seed": 2}
+    tagged = parse_config({**CONFIG, "study": cell})
+    assert tagged.study is not None and tagged.study.size == "50" and tagged.study.seed == 2
+    assert parse_config(tagged.to_json()) == tagged
 
 
 @pytest.mark.parametrize(

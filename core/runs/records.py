@@ -88,6 +88,17 @@ class RecipeRecord:
 
 
 @dataclass(frozen=True)
+class StudyRecord:
+    """The study cell a run is (core.studies): study id, model setting, training-set size
+    ('50' images per class, '25%', 'all') and seed."""
+
+    id: str
+    setting: str
+    size: str
+    seed: int
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """config.json: everything needed to rebuild the model and its input, and its history."""
 
@@ -104,6 +115,7 @@ class RunConfig:
     device: DeviceRecord = field(default_factory=DeviceRecord)
     versions: dict[str, str] = field(default_factory=dict)
     recipe: RecipeRecord = field(default_factory=RecipeRecord)
+    study: StudyRecord | None = None
     config_version: int | None = None
     created_at: str | None = None
 
@@ -155,6 +167,8 @@ def _section(name: str, hint: Any, value: Any) -> Any:
     if name == "input_ranges":
         return _ranges(value)
     kind = _dataclass_in(hint)
+    if value is None and kind is not None and matches(None, hint):
+        return None  # an optional section written empty (a run that is no study cell)
     if kind in _CONFIG_CLASSES:
         return parse_config_section(kind, value)
     if kind is not None:

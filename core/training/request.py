@@ -12,6 +12,7 @@ from typing import Any
 
 from core.config import DataConfig, ModelConfig, TrainConfig, augmentation, parse_freeze_policy
 from core.models.registry import get_spec
+from core.runs.records import StudyRecord
 from core.training.recipes import (
     NO_RECIPE,
     OPTION_NAMES,
@@ -33,6 +34,7 @@ class TrainingRequest:
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe: str | None = None  # None: the plain defaults
     recipe_changes: tuple[str, ...] = ()  # options the user changed from the recipe
+    study: StudyRecord | None = None  # the study cell this run is, if it is one
 
 
 def make_request(
@@ -65,8 +67,11 @@ def request_from_options(
     data = DataConfig(
         root=str(Path(data_root).expanduser().resolve()),
         image_size=options.image_size or spec.default_image_size,
-        split_seed=options.seed,
+        split_seed=options.seed if options.split_seed is None else options.split_seed,
         subset_per_class=options.subset_per_class,
+        train_per_class=options.train_per_class,
+        train_fraction=options.train_fraction,
+        sample_seed=options.seed,
     )
     model_config = ModelConfig(
         name=spec.name,
@@ -117,3 +122,9 @@ def check_options(
         raise ValueError("frozen views must be at least 1")
     if options.subset_per_class is not None and options.subset_per_class < 2:
         raise ValueError("a subset needs at least 2 images per class")
+    if options.train_per_class is not None and options.train_fraction is not None:
+        raise ValueError("give a training-set size as images per class or a fraction, not both")
+    if options.train_per_class is not None and options.train_per_class < 1:
+        raise ValueError("a training-set size needs at least 1 image per class")
+    if options.train_fraction is not None and not 0.0 < options.train_fraction <= 1.0:
+        raise ValueError("a training-set fraction must be in (0, 1]")

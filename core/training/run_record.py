@@ -77,6 +77,8 @@ def build_run_config(
 ) -> dict[str, Any]:
     """The complete, JSON-ready description of a run."""
     total, trainable = parameter_count(request.model)
+    # A study cell says so (core.studies); other runs have no "study" section at all.
+    study = {"study": config_module.to_dict(request.study)} if request.study else {}
     return {
         "config_version": CONFIG_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -105,4 +107,5 @@ def build_run_config(
             "channels_last": settings.channels_last,
         },
         "versions": versions(),
+        **study,
     }
