@@ -15,6 +15,7 @@ from core.ui.compare_gallery import show_mistakes
 from core.ui.compare_stress import show_stress_tests
 from core.ui.compare_warnings import show_warnings
 from core.ui.run_management import show_feedback, show_run_management
+from core.ui.studies import show_run_overfitting
 
 st.title("Compare runs")
 show_feedback()
@@ -36,6 +37,9 @@ selected = show_selected_runs(infos, table, labels)
 
 st.subheader("Accuracy against training time")
 show_accuracy_against_time(table, selected)
+
+st.subheader("Overfitting: training against validation")
+show_run_overfitting(selected, labels)
 
 st.subheader("Stress tests: accuracy under scanner-like shifts")
 show_stress_tests(selected, labels)

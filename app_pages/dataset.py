@@ -11,7 +11,6 @@ from core.ui.datasets import (
     audit_candidates,
     audit_is_ready,
     choose_dataset_dir,
-    current_dataset,
     dataset_images,
     intensity_histograms,
     reset_dataset_choice,
@@ -20,7 +19,7 @@ from core.ui.datasets import (
 )
 from core.ui.downloads import csv_download
 from core.ui.images import displayable
-from core.ui.sidebar import synthetic_notice
+from core.ui.sidebar import page_dataset
 
 THUMBNAIL_SIZE = 128
 PAIRS_PER_PAGE = 6
@@ -44,11 +43,7 @@ with st.expander("Use another dataset folder", expanded=False):
         reset_dataset_choice()
         st.rerun()
 
-dataset = current_dataset()
-if dataset is None:
-    st.stop()
-if dataset.synthetic:
-    synthetic_notice(dataset)
+dataset = page_dataset()
 st.caption(f"`{dataset.root}` · {dataset.layout} layout · {len(dataset.frame):,} images")
 
 

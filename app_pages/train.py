@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core.config import AUGMENT_PARTS, augmentation
+from core.jobs import STUDY_JOB
 from core.models.choices import model_choices
 from core.runs.layout import RunError
 from core.runs.registry import load_run
@@ -17,9 +18,8 @@ from core.training.recipes import (
     recipe_options,
 )
 from core.training.request import make_request
-from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
-from core.ui.sidebar import synthetic_notice
+from core.ui.sidebar import page_dataset
 from core.ui.training import (
     RUN_QUERY_KEY,
     format_seconds,
@@ -39,11 +39,7 @@ SCHEDULES = ["cosine", "onecycle", "constant"]
 
 st.title("Train")
 manager = job_manager()
-dataset = current_dataset()
-if dataset is None:
-    st.stop()
-if dataset.synthetic:
-    synthetic_notice(dataset)
+dataset = page_dataset()
 
 
 def show_stored_run(run_id: str) -> None:
@@ -125,7 +121,11 @@ if other_jobs:
             left, middle, right = st.columns([3, 4, 1])
             left.markdown(f"`{snapshot.job_id}`")
             middle.caption(progress_text(snapshot))
-            if right.button("Open", key=f"attach_{snapshot.job_id}"):
+            if snapshot.model == STUDY_JOB:
+                right.page_link(
+                    "app_pages/studies.py", label="Open", query_params={"study": snapshot.job_id}
+                )
+            elif right.button("Open", key=f"attach_{snapshot.job_id}"):
                 st.query_params[RUN_QUERY_KEY] = snapshot.job_id
                 st.rerun()
 

@@ -129,8 +129,11 @@ def test_table_lists_every_run_with_its_status(app: AppTest, made: Runs) -> None
 def test_two_evaluated_runs_show_charts_and_details(app: AppTest, made: Runs) -> None:
     app.multiselect(key="compare_runs").set_value([made.first, made.second]).run()
     assert not app.exception
-    # 2 curves, split bars, 2 confusion matrices, ROC, reliability, accuracy against time
-    assert chart_count(app) == 8
+    # 2 curves, split bars, 2 confusion matrices, ROC, reliability, accuracy against time, and
+    # the overfitting view of one run
+    assert chart_count(app) == 9
+    assert app.selectbox(key="compare_overfitting_run").value is not None
+    assert any(metric.label == "train (best epoch)" for metric in app.metric)
     per_class = frame_with(app, "specificity")
     assert len(per_class) == 2 * 4 and per_class["run"].nunique() == 2
     assert per_class[["precision", "recall", "f1"]].notna().all().all()
@@ -160,7 +163,8 @@ def test_two_evaluated_runs_show_charts_and_details(app: AppTest, made: Runs) ->
 def test_an_unevaluated_run_shows_its_curves_only(app: AppTest, made: Runs) -> None:
     app.multiselect(key="compare_runs").set_value([made.interrupted]).run()
     assert not app.exception
-    assert chart_count(app) == 2 + 1  # its curves, and the accuracy-against-time chart
+    # its curves, the accuracy-against-time chart and its overfitting view
+    assert chart_count(app) == 2 + 1 + 1
     assert any("None of the selected runs is evaluated" in info.value for info in app.info)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{_percent(row.get('stress_worst_accuracy_mean')):>12} "
             f"{'n/a' if seconds is None else f'{seconds:.0f}':>8}"
         )
-    for comparison in summary["comparisons"]:
+    compared = [c for c in summary["comparisons"] if c["difference_mean"] is not None]
+    for comparison in compared:
         print(f"- {comparison['verdict']}")
-    if summary["comparisons"]:
+    if compared:
         print(f"({summary['comparison_test']})")
 
 
@@ -98,6 +100,7 @@ def command_study_run(arguments: argparse.Namespace) -> int:
     print(
         f"study {study.study_id}: {len(study.cells)} cells, estimated "
         f"{estimate.total_seconds / 60:.0f} min on this machine",
+        file=sys.stderr if arguments.json else sys.stdout,  # --json: stdout is one document
         flush=True,
     )
     return _run(study.study_id, arguments)

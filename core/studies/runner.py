@@ -160,7 +160,9 @@ class StudyEstimate:
 def _inference_images_per_second(request: TrainingRequest, classes: int) -> float:
     """Forward passes per second of the setting's whole model in evaluation mode (one batch;
     random weights time the same as trained ones)."""
-    model, _ = build_model(replace(request.model, num_classes=classes, pretrained=False))
+    model, _ = build_model(
+        replace(request.model, num_classes=classes, pretrained=False, freeze="none")
+    )
     model.eval()
     size = request.data.image_size
     batch = torch.zeros(32, request.model.in_channels, size, size)

@@ -6,6 +6,8 @@ import streamlit as st
 
 from core.data.index import Dataset
 from core.device import detect_device
+from core.jobs import STUDY_JOB
+from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
 from core.ui.training import job_fraction, job_manager, progress_text
 
@@ -19,6 +21,17 @@ def synthetic_notice(dataset: Dataset) -> None:
         "not medical images. Point the workbench at a real dataset on the Dataset page.",
         icon=":material/science:",
     )
+
+
+def page_dataset() -> Dataset:
+    """The dataset a page works on, with the synthetic notice when it is the demo; stops the
+    page when none is usable (current_dataset has said why)."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.stop()
+    if dataset.synthetic:
+        synthetic_notice(dataset)
+    return dataset
 
 
 def render_sidebar(dataset: Dataset | None) -> None:
@@ -56,8 +69,13 @@ def show_training_status(*, watching: bool) -> None:
             return
         st.caption(f"{active_job.model}: {progress_text(active_job)}")
         st.progress(job_fraction(active_job))
-        st.page_link(
-            "app_pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
-        )
+        if active_job.model == STUDY_JOB:
+            st.page_link(
+                "app_pages/studies.py", label="Watch it", query_params={"study": active_job.job_id}
+            )
+        else:
+            st.page_link(
+                "app_pages/train.py", label="Watch it", query_params={"run": active_job.job_id}
+            )
 
     status()

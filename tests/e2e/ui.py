@@ -34,6 +34,7 @@ PAGE_TITLES = {
     "dataset": "Dataset",
     "train": "Train",
     "compare": "Compare runs",
+    "studies": "Studies",
     "classify": "Classify",
 }
 
@@ -146,12 +147,15 @@ def choose_exactly(page: Page, key: str, options: list[str]) -> None:
     for label in chips.evaluate_all("tags => tags.map(tag => tag.getAttribute('aria-label'))"):
         if label not in options:
             selection.get_by_role("button", name=f"Remove {label}", exact=True).click()
+    def chip(option: str) -> Locator:  # exactly this option: 'cnn_fast' is in 'cnn_fast:robust'
+        return chips.filter(has_text=re.compile(rf"^\s*{re.escape(option)}\s*$"))
+
     for option in options:
-        if chips.filter(has_text=option).count() == 0:
-            pick_option(page, selection.locator("input"), option)
+        if chip(option).count() == 0:
+            pick_option(page, selection.locator("input"), re.compile(f"^{re.escape(option)}$"))
             page.keyboard.press("Escape")
     for option in options:
-        expect(chips.filter(has_text=option)).to_have_count(1)
+        expect(chip(option)).to_have_count(1)
     expect(chips).to_have_count(len(options))
 
 
