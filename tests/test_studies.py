@@ -223,3 +223,24 @@ def test_a_killed_study_resumes_without_redoing_completed_cells(
     assert killed["status"] == "running"  # the killed run's own file says so; the registry
     monkeypatch.setenv(paths.CHECKPOINTS_ENV, str(tmp_path / "checkpoints"))
     assert resolve_run(killed_run).status == "interrupted"  # reads it as interrupted
+
+
+def test_study_run_json_prints_one_document_and_list_shows_it(
+    demo_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--models", "cnn_fast", "--sizes", "5", "--seeds", "1", "--epochs", "1"]
+    code = cli_main(
+        ["study", "run", "--data", str(demo_dataset_dir), *arguments, "--no-stress", "--quiet",
+         "--json", "--name", "json check"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # the estimate went to stderr
+    assert code == 0 and "estimated" in captured.err
+    [row] = summary["rows"]
+    assert row["n_train"] == 20 and row["seeds"] == 1 and row["accuracy_mean"] is not None
+    assert row["duplicate_free_accuracy_mean"] is not None and row["train_seconds_mean"] > 0
+    assert summary["comparisons"] == []  # one setting: nothing to pair
+    assert cli_main(["study", "list"]) == 0
+    assert summary["study_id"] in capsys.readouterr().out
+    assert cli_main(["study", "show", summary["study_id"], "--csv", str(tmp_path / "csv")]) == 0
+    assert (tmp_path / "csv" / "sizes.csv").read_text().startswith("setting,size")
