@@ -22,6 +22,7 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from core import paths
 from core.runs.registry import RunInfo, list_runs
+from core.studies.plan import STUDIES_FOLDER
 from tests.e2e import files, ui
 from tests.e2e.browser import chromium_executable, wanted_chromium
 from tests.e2e.server import PROJECT_ROOT, AppServer
@@ -30,6 +31,7 @@ VIEWPORT = {"width": 1400, "height": 900}
 PALETTE_COLOURS = 256  # a palette PNG of the UI is a third of the size and looks the same
 DEFAULT_OUT = PROJECT_ROOT / "assets" / "screenshots"
 IMAGES_LOADED = "() => Array.from(document.images).every(image => image.complete)"
+SHOT_GROUPS = ("dataset", "runs", "studies")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,6 +39,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=paths.real_dataset_dir())
     parser.add_argument("--checkpoints", type=Path, default=paths.checkpoints_root())
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--only", nargs="+", choices=SHOT_GROUPS, default=list(SHOT_GROUPS),
+        help="take only these groups of screenshots",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -46,6 +52,9 @@ def copy_completed_runs(source: Path, target: Path) -> list[RunInfo]:
     for info in list_runs(source):
         if info.usable:
             shutil.copytree(source / info.run_id, target / info.run_id)
+    studies = source / STUDIES_FOLDER
+    if studies.is_dir():  # studies name their cells' runs: copied with them
+        shutil.copytree(studies, target / STUDIES_FOLDER)
     copies = list_runs(target)
     return sorted(copies, key=lambda info: -(info.val_accuracy or 0.0))
 
@@ -120,6 +129,15 @@ def run_shots(page: Page, server: AppServer, best: RunInfo, out: Path, data: Pat
     save(page, out, "classify")
 
 
+def study_shots(page: Page, server: AppServer, out: Path) -> None:
+    """The newest study's data-efficiency chart and its verdicts."""
+    ui.open_page(page, server.url, "studies")
+    settle(page)
+    scroll_to(ui.main(page).locator("h2").filter(has_text="Results"))
+    settle(page)
+    save(page, out, "studies")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     executable = chromium_executable()
@@ -143,11 +161,14 @@ def main(argv: list[str]) -> int:
             browser = playwright.chromium.launch(executable_path=executable)
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(ui.APP_TIMEOUT_MS)
-            dataset_shots(page, server, args.out)
-            if completed:
+            if "dataset" in args.only:
+                dataset_shots(page, server, args.out)
+            if completed and "runs" in args.only:
                 run_shots(page, server, completed[0], args.out, args.data)
-            else:
+            elif not completed:
                 print(f"no completed run under {args.checkpoints}: no Train/Compare/Classify shots")
+            if "studies" in args.only and (args.checkpoints / STUDIES_FOLDER).is_dir():
+                study_shots(page, server, args.out)
             browser.close()
     return 0
 

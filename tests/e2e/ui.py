@@ -147,6 +147,7 @@ def choose_exactly(page: Page, key: str, options: list[str]) -> None:
     for label in chips.evaluate_all("tags => tags.map(tag => tag.getAttribute('aria-label'))"):
         if label not in options:
             selection.get_by_role("button", name=f"Remove {label}", exact=True).click()
+
     def chip(option: str) -> Locator:  # exactly this option: 'cnn_fast' is in 'cnn_fast:robust'
         return chips.filter(has_text=re.compile(rf"^\s*{re.escape(option)}\s*$"))
 
