@@ -1,0 +1,34 @@
+"""Inspection results kept in the run's folder (`inspection.json`, plus CSV tables), computed
+once per run and dataset and reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.atomic_files import read_json, write_json_atomic
+from core.runs.layout import jsonable, locked
+
+INSPECTION_FILE = "inspection.json"
+INSPECTION_VERSION = 1
+
+
+def read_section(run_dir: Path, section: str, key: str, dataset: str) -> dict[str, Any] | None:
+    """A stored result (`section`/`key`), when it is current: this version, this dataset."""
+    payload = read_json(run_dir / INSPECTION_FILE) or {}
+    stored = (payload.get(section) or {}).get(key)
+    if not isinstance(stored, dict):
+        return None
+    if stored.get("version") != INSPECTION_VERSION or stored.get("dataset") != dataset:
+        return None
+    return stored
+
+
+def write_section(run_dir: Path, section: str, key: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Store `result` under `section`/`key` (read-modify-write under the run's lock)."""
+    stored = jsonable({"version": INSPECTION_VERSION, **result})
+    with locked(run_dir):
+        payload = read_json(run_dir / INSPECTION_FILE) or {}
+        payload.setdefault(section, {})[key] = stored
+        write_json_atomic(run_dir / INSPECTION_FILE, payload)
+    return stored
