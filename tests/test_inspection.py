@@ -4,13 +4,16 @@ explanation that ignores the model."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from core.cli.main import main as cli_main
 from core.config import ModelConfig
 from core.inference.predictor import Predictor
 from core.inspection import probes
@@ -112,3 +115,34 @@ def test_the_head_mask_holds_a_bright_disc_and_counts_map_mass() -> None:
     outside = np.zeros((64, 64), dtype=np.float32)
     outside[:8, :8] = 1.0
     assert inside_share(outside, mask) == 0.0 and inside_share(disc.astype(np.float32), mask) == 1.0
+
+
+def test_inspect_and_sanity_from_the_command_line(
+    trained: str, demo_dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = next((demo_dataset_dir / "Testing" / "glioma").iterdir())
+    out = tmp_path / "inspect"
+    arguments = ["inspect", trained, "--image", str(image), "--probes", "--out", str(out)]
+    assert cli_main([*arguments, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (
+        len(summary["stages"]) == len(summary["feature_maps"]) == len(summary["probes"]["stages"])
+    )
+    assert {path.name for path in out.iterdir()} == {
+        "filters.png",
+        "feature-maps.png",
+        "probes.csv",
+    }
+    assert cv2.imread(str(out / "feature-maps.png")) is not None
+    assert cli_main(["sanity", trained, "--methods", "gradcam", "eigencam", "--images", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "gradcam" in printed and "eigencam" in printed and "ROAD" in printed
+    for bad, message in (
+        (["sanity", trained, "--images", "0"], "at least 1 image"),
+        (["sanity", trained, "--methods", "sobel"], "CAM method 'sobel'"),
+        (["inspect", trained, "--embedding", "train"], "split 'train'"),
+        (["inspect", trained, "--image", str(tmp_path / "missing.png")], "missing.png"),
+    ):
+        assert cli_main(bad) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error: ") and message in error and len(error.splitlines()) == 1

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from core.cli.dataset import add_dataset_commands
 from core.cli.evaluation import add_evaluation_commands
 from core.cli.inference import add_inference_commands
+from core.cli.inspection import add_inspection_commands
 from core.cli.studies import add_study_commands
 from core.cli.training import add_training_commands
 from core.data.discovery import DatasetError
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inference_commands(commands)
     add_evaluation_commands(commands)
     add_study_commands(commands)
+    add_inspection_commands(commands)
     return parser
 
 

@@ -3,12 +3,15 @@ fields, and the first convolution's kernels."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.config import ModelConfig
+from core.models.build import build_model
 from core.models.registry import get_spec
 
 
@@ -31,11 +34,8 @@ def model_stages(model: nn.Module, model_name: str) -> list[nn.Module]:
 
 
 def stage_names(model: nn.Module, model_name: str) -> list[str]:
-    """'1 Sequential', '2 InvertedResidual', ...: position and kind of each block."""
-    return [
-        f"{index} {type(stage).__name__}"
-        for index, stage in enumerate(model_stages(model, model_name), 1)
-    ]
+    """The kind of each block ('Sequential', 'InvertedResidual', ...), in order."""
+    return [type(stage).__name__ for stage in model_stages(model, model_name)]
 
 
 @torch.inference_mode()
@@ -111,3 +111,11 @@ def strongest_channels(output: torch.Tensor, count: int) -> list[int]:
     activation, strongest first."""
     means = output[0].float().mean(dim=(1, 2))
     return means.argsort(descending=True)[:count].tolist()
+
+
+@functools.lru_cache(maxsize=16)
+def architecture_fields(model_name: str, channels: int, size: int) -> tuple[StageInfo, ...]:
+    """`receptive_fields` of the architecture (a freshly initialised model: the extent does not
+    depend on trained weights), computed once per model, channels and input size."""
+    model, _ = build_model(ModelConfig(model_name, 4, in_channels=channels))
+    return tuple(receptive_fields(model, model_name, channels, size))

@@ -179,6 +179,8 @@ def sanity_checks(
 ) -> dict[str, Any]:
     """The three measurements for each CAM method (all by default) and a random baseline, on
     the first `images` duplicate-free test images of each class in turn (stored and reused)."""
+    if images < 1:
+        raise ValueError("the sanity checks need at least 1 image")
     chosen = list(methods) if methods else list(CAM_METHODS)
     unknown = [method for method in chosen if method not in CAM_METHODS]
     if unknown:

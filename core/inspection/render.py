@@ -1,0 +1,61 @@
+"""Inspection results as images: the filter grid and the feature-map strip (uint8 arrays the
+page shows and the CLI writes as PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from core.atomic_files import write_bytes_atomic
+
+TILE = 64  # pixels per feature map in the strip
+GAP_VALUE = 255  # the white between kernels and maps
+
+
+def filter_image(grid: np.ndarray, scale: int = 8) -> np.ndarray:
+    """One input channel's kernel grid (float in [0, 1], NaN gaps) as a grey uint8 image,
+    each weight `scale` pixels wide."""
+    image = np.where(np.isnan(grid), GAP_VALUE / 255, grid)
+    image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+
+def map_tiles(output: torch.Tensor, channels: list[int], tile: int = TILE) -> np.ndarray:
+    """The chosen channels of one image's stage output (1, C, H, W), each scaled to [0, 255]
+    on its own and enlarged to `tile` pixels (nearest: a map's cells stay visible), side by
+    side with a gap. A viridis colour map makes small differences visible."""
+    tiles = []
+    for channel in channels:
+        activation = output[0, channel].float().cpu().numpy()
+        span = activation.max() - activation.min()
+        scaled = (activation - activation.min()) / span if span > 0 else np.zeros_like(activation)
+        grey = (scaled * 255).astype(np.uint8)
+        grey = cv2.resize(grey, (tile, tile), interpolation=cv2.INTER_NEAREST)
+        tiles.append(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS)[..., ::-1])
+        tiles.append(np.full((tile, 2, 3), GAP_VALUE, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1) if tiles else np.zeros((tile, 0, 3), np.uint8)
+
+
+def stack_rows(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """RGB rows of possibly different widths, one under the other, padded white on the right."""
+    width = max(row.shape[1] for row in rows)
+    padded = []
+    for row in rows:
+        extra = np.full((row.shape[0], width - row.shape[1], 3), GAP_VALUE, np.uint8)
+        padded += [
+            np.concatenate([row, extra], axis=1),
+            np.full((gap, width, 3), GAP_VALUE, np.uint8),
+        ]
+    return np.concatenate(padded[:-1], axis=0)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write an RGB or grey uint8 image as PNG, atomically."""
+    pixels = image[..., ::-1] if image.ndim == 3 else image  # OpenCV writes BGR
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels))
+    if not ok:
+        raise ValueError(f"cannot encode {path.name} as PNG")
+    write_bytes_atomic(path, encoded.tobytes())
