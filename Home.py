@@ -30,6 +30,7 @@ navigation = st.navigation(
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("app_pages/studies.py", title="Studies", icon=":material/query_stats:"),
+        st.Page("app_pages/inside.py", title="Inside", icon=":material/layers:"),
         st.Page("app_pages/classify.py", title="Classify", icon=":material/neurology:"),
     ]
 )

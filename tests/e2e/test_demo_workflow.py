@@ -26,7 +26,7 @@ from tests.e2e.server import AppServer
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["", "dataset", "train", "compare", "studies", "classify"]
+PAGES = ["", "dataset", "train", "compare", "studies", "inside", "classify"]
 DEMO_IMAGES = "300"
 
 

@@ -35,6 +35,7 @@ PAGE_TITLES = {
     "train": "Train",
     "compare": "Compare runs",
     "studies": "Studies",
+    "inside": "Inside the model",
     "classify": "Classify",
 }
 

@@ -1,0 +1,220 @@
+"""The Inside page's sections: filters, feature maps, layer probes, the embedding projector and
+the CAM sanity checks, for one run or two side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.atomic_files import read_json
+from core.imaging.reader import read_image
+from core.inference.explain import overlay
+from core.inspection.layers import filter_grid, first_convolution
+from core.inspection.maps import feature_maps
+from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
+from core.inspection.render import filter_image
+from core.inspection.sanity import sanity_checks
+from core.inspection.store import INSPECTION_FILE, INSPECTION_VERSION
+from core.runs.registry import RunInfo
+from core.ui.classify import explain_slice, load_predictor
+from core.ui.progress import progress_bar
+
+SPLIT_LABELS = {
+    "val": "validation",
+    "test": "official test",
+    "duplicate_free_test": "duplicate-free test",
+    "unseen_scan_test": "unseen-scan test",
+}
+PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
+
+def stored(info: RunInfo, section: str, key: str) -> dict[str, Any] | None:
+    """A stored inspection result of the current version (the dataset is checked on compute)."""
+    payload = read_json(info.path / INSPECTION_FILE) or {}
+    found = (payload.get(section) or {}).get(key)
+    return found if isinstance(found, dict) and found.get("version") == INSPECTION_VERSION else None
+
+
+def show_filters(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
+    """Each run's first-convolution kernels, one grid per input channel, side by side."""
+    columns = st.columns(len(runs))
+    for column, info in zip(columns, runs, strict=True):
+        model = load_predictor(info.run_id).model
+        convolution = first_convolution(model)
+        grid = filter_grid(model)
+        column.markdown(f"**{labels[info.run_id]}**")
+        names = ["grey"] if grid.shape[0] == 1 else ["red", "green", "blue"][: grid.shape[0]]
+        for channel, name in zip(grid, names, strict=False):
+            column.image(filter_image(channel), caption=f"input channel: {name}", clamp=True)
+        height, width = convolution.kernel_size
+        column.caption(
+            f"{convolution.out_channels} kernels of {height} x {width}, stride "
+            f"{convolution.stride[0]}; grey is 0, white positive, black negative, each kernel "
+            "scaled on its own."
+            + (
+                " The grey slice is repeated into the three channels of an ImageNet model, so "
+                "only the sum of a kernel's three planes acts on it."
+                if grid.shape[0] == 3
+                else ""
+            )
+        )
+
+
+def show_feature_maps(info: RunInfo, image: np.ndarray) -> None:
+    """The image's most active channels at every stage, with size and receptive field."""
+    predictor = load_predictor(info.run_id)
+    for stage in feature_maps(predictor, image):
+        st.image(stage.tiles, caption=stage.caption)
+
+
+def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
+    """Probe accuracy against relative depth (0 = input, 1 = last block), runs overlaid."""
+    figure = go.Figure()
+    chance = None
+    for index, (label, result) in enumerate(results.items()):
+        stages = pd.DataFrame(result["stages"])
+        depth = stages["index"] / len(stages)
+        colour = px.colors.qualitative.Plotly[index % 10]
+        hover = [f"stage {i} ({n})" for i, n in zip(stages["index"], stages["name"], strict=True)]
+        for column, dash, kind in (
+            ("knn_accuracy", "solid", "kNN"),
+            ("linear_accuracy", "dot", "linear"),
+        ):
+            figure.add_trace(go.Scatter(
+                x=depth, y=stages[column], mode="lines+markers", name=f"{label}: {kind}",
+                line={"color": colour, "dash": dash}, hovertext=hover,
+            ))  # fmt: skip
+        chance = result["chance"]
+    if chance is not None:
+        figure.add_hline(y=chance, line_dash="dash", line_color="grey", annotation_text="chance")
+    figure.update_layout(
+        height=380, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25},
+        xaxis_title="depth (stage / number of stages)", yaxis_title="validation accuracy",
+        yaxis_tickformat=".0%",
+    )  # fmt: skip
+    return figure
+
+
+def show_probes(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
+    """The probe chart of the runs that have probes, and a button for the others."""
+    results = {labels[i.run_id]: r for i in runs if (r := stored(i, "probes", "val"))}
+    missing = [info for info in runs if labels[info.run_id] not in results]
+    if results:
+        st.plotly_chart(probes_chart(results), width="stretch", key="inside_probes_chart")
+        st.caption(
+            "How much class information each stage already carries: the accuracy on the "
+            "validation images of a 10-nearest-neighbour vote (solid) and of a logistic "
+            "regression (dotted) on that stage's averaged features, learned from a sample of "
+            "the run's training images."
+        )
+    if missing and st.button(
+        f"Compute layer probes for {len(missing)} run(s)", key="inside_probes"
+    ):
+        for info in missing:
+            with progress_bar(f"Probing {labels[info.run_id]}:") as events:
+                layer_probes(info.run_id, events=events)
+        st.rerun()
+
+
+def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
+    """A split's penultimate features in 2-D, by true class, mistakes marked; a clicked point
+    opens its image with the prediction and CAM."""
+    left, right = st.columns(2)
+    split = left.selectbox(
+        "Images", EMBEDDING_SPLITS, format_func=SPLIT_LABELS.get, key="inside_split"
+    )
+    record = stored(info, "embeddings", split)
+    if record is None or not embedding_path(info.path, split).exists():
+        if st.button("Compute the embedding", key="inside_embedding"):
+            with progress_bar("Embedding:") as events:
+                embedding(info.run_id, split, events=events)
+            st.rerun()
+        return
+    frame = pd.read_csv(embedding_path(info.path, split))
+    methods = [m for m in record.get("methods", ["pca", "tsne"]) if f"{m}_x" in frame]
+    method = right.radio("Projection", methods, format_func=PROJECTIONS.get, horizontal=True,
+                         key="inside_projection")  # fmt: skip
+    frame["shown"] = np.where(frame["correct"], "right", "wrong")
+    figure = px.scatter(
+        frame, x=f"{method}_x", y=f"{method}_y", color="label", symbol="shown",
+        symbol_map={"right": "circle", "wrong": "x"}, hover_data=["path", "predicted"],
+        custom_data=["path"],
+    )  # fmt: skip
+    figure.update_layout(height=480, margin={"t": 30, "b": 10}, xaxis_title="", yaxis_title="")
+    event = st.plotly_chart(
+        figure, width="stretch", key="inside_embedding_chart", on_select="rerun",
+        selection_mode="points",
+    )  # fmt: skip
+    st.caption(
+        f"{record['n']} {SPLIT_LABELS[split]} images, {labels[info.run_id]}'s last-stage features; "
+        f"x: misclassified ({(~frame['correct']).sum()}). Click a point to open its image."
+    )
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if points:
+        show_point(info, points[0]["customdata"][0])
+
+
+def show_point(info: RunInfo, relative_path: str) -> None:
+    """One image of the dataset with the run's prediction and CAM."""
+    assert info.config is not None
+    path = Path(info.config.data.root) / relative_path
+    pixels = read_image(path).pixels
+    predictor = load_predictor(info.run_id)
+    prediction = predictor.predict(pixels, source=relative_path)
+    top = max(prediction.probabilities, key=prediction.probabilities.get)
+    cam = explain_slice(
+        predictor, pixels, method="layercam", target_class=predictor.classes.index(top)
+    )
+    left, right = st.columns(2)
+    left.image(pixels, caption=relative_path, clamp=True)
+    right.image(
+        overlay(pixels, cam.cam),
+        caption=f"predicted {top} ({prediction.probabilities[top]:.1%}); LayerCAM",
+    )
+
+
+def sanity_table(result: dict[str, Any]) -> pd.DataFrame:
+    """One row per CAM method: the three measurements, in words and numbers."""
+    rows = []
+    for method, scores in result["results"].items():
+        steps = scores["randomisation"]
+        passes = scores["passes_randomisation"]
+        rows.append({
+            "method": method,
+            "randomisation test": "passes" if passes else "fails: survives random weights",
+            "rank correlation, all random": steps[-1]["spearman"],
+            "ROAD": scores["road"],
+            "ROAD of a random map": result["random_road"],
+            "map inside the head": scores["inside_head"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def show_sanity(info: RunInfo) -> None:
+    """The stored sanity table, or a button to measure it (minutes on a CPU)."""
+    payload = read_json(info.path / INSPECTION_FILE) or {}
+    results = [
+        r for r in (payload.get("sanity") or {}).values() if r.get("version") == INSPECTION_VERSION
+    ]
+    if results:
+        result = max(results, key=lambda r: r["images"])
+        st.dataframe(sanity_table(result), hide_index=True, width="stretch")
+        st.caption(
+            f"On {result['images']} duplicate-free test images. Randomisation test: the "
+            "model's stages are made random from the top down; a method passes when its maps "
+            f"then correlate at most {result['randomisation_limit']} with the trained ones "
+            "(half the blocks random). ROAD: how much more the predicted class's probability "
+            "falls when the map's most relevant pixels are removed than its least relevant "
+            "(higher is better; compare the random map's)."
+        )
+    elif st.button("Run the sanity checks (a few minutes)", key="inside_sanity"):
+        with progress_bar("Sanity checks:") as events:
+            sanity_checks(info.run_id, images=8, events=events)
+        st.rerun()
