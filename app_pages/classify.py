@@ -5,13 +5,20 @@ import plotly.express as px
 import streamlit as st
 
 from core.imaging.reader import SUPPORTED_EXTENSIONS
-from core.inference.explain import CAM_METHODS, DEFAULT_CAM_METHOD, overlay
+from core.inference.explain import (
+    CLASS_AGNOSTIC,
+    DEFAULT_CAM_METHOD,
+    EXPLANATION_METHODS,
+    METHOD_CAPTIONS,
+    overlay,
+)
 from core.runs.layout import RunError
 from core.ui.classify import (
     best_run_index,
     decode_uploads,
     explain_slice,
     load_predictor,
+    method_sanity_note,
     predict_slices,
     show_upload_gallery,
     usable_runs,
@@ -105,15 +112,22 @@ with right:
     st.plotly_chart(chart, width="stretch")
     method = st.selectbox(
         "Explanation method",
-        list(CAM_METHODS),
-        index=list(CAM_METHODS).index(DEFAULT_CAM_METHOD),
+        list(EXPLANATION_METHODS),
+        index=list(EXPLANATION_METHODS).index(DEFAULT_CAM_METHOD),
         key="classify_cam",
     )
-    target = st.selectbox(
-        "Explain the class",
-        ["predicted", *predictor.classes],
-        key="classify_target",
-    )
+    checked = method_sanity_note(run.run_id, method)
+    if checked:
+        st.caption(checked)
+    if method in CLASS_AGNOSTIC:
+        target = "predicted"  # the map is the same for every class: nothing to choose
+        st.caption("This method does not depend on the class: it shows the same map for all.")
+    else:
+        target = st.selectbox(
+            "Explain the class",
+            ["predicted", *predictor.classes],
+            key=f"classify_target_{chosen}",  # per image: a new image starts at its prediction
+        )
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="classify_opacity")
 with left:
     # The prediction above already knows its class: no second forward pass to find it.
@@ -125,7 +139,7 @@ with left:
     image_column.image(displayable(pixels), caption=chosen, width="stretch")
     overlay_column.image(
         displayable(overlay(pixels, explanation.cam, opacity)),
-        caption=f"{method}: where the model looked for '{shown}'",
+        caption=METHOD_CAPTIONS[method].format(cls=shown),
         width="stretch",
     )
     st.caption(

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import paths
+from core.inference.explain import METHOD_CAPTIONS
 from core.training.fit import fit
 from core.ui.classify import load_predictor
 from tests.test_training import tiny_request
@@ -30,8 +31,10 @@ def upload(app: AppTest, files: list[tuple[str, bytes, str]]) -> None:
 
 
 def overlay_caption(app: AppTest) -> str:
+    """The overlay's caption, which names its method ('LayerCAM: where the score of ...')."""
     captions = [element.proto.imgs[0].caption for element in app.get("image")]
-    return next(caption for caption in captions if "where the model looked" in caption)
+    names = {text.split(":")[0] for text in METHOD_CAPTIONS.values()}
+    return next(caption for caption in captions if caption.split(":")[0] in names)
 
 
 def test_opacity_reuses_the_cam_and_a_new_method_computes_one(
@@ -45,7 +48,7 @@ def test_opacity_reuses_the_cam_and_a_new_method_computes_one(
     upload(app, [("slice.png", png.read_bytes(), "image/png")])
     assert not app.exception
     assert app.selectbox(key="classify_cam").value == "layercam"  # the default method
-    assert "layercam" in overlay_caption(app)
+    assert overlay_caption(app).startswith("LayerCAM: where the score of")
 
     predictor = load_predictor(run_id)  # memoised process-wide: the page's own predictor
     forwards = []
@@ -59,14 +62,16 @@ def test_opacity_reuses_the_cam_and_a_new_method_computes_one(
 
         app.selectbox(key="classify_cam").select("eigencam").run()
         assert not app.exception
-        assert "eigencam" in overlay_caption(app)
+        assert overlay_caption(app).startswith("EigenCAM:")
+        assert "same for every class" in overlay_caption(app)
+        assert not any(box.key.startswith("classify_target") for box in app.selectbox)
         computed = len(forwards)
         assert computed > 0, "a new CAM method did not compute a new map"
 
         app.slider(key="classify_opacity").set_value(0.9).run()
         app.selectbox(key="classify_cam").select("layercam").run()  # computed before: kept
         assert not app.exception
-        assert "layercam" in overlay_caption(app)
+        assert overlay_caption(app).startswith("LayerCAM:")
         assert len(forwards) == computed
     finally:
         hook.remove()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.inference.explain import CAM_METHODS, activation_map, overlay
+from core.inference.explain import CAM_METHODS, EXPLANATION_METHODS, activation_map, overlay
 from core.inference.predictor import Predictor
 from core.training.fit import fit
 from tests.test_training import tiny_request
@@ -32,7 +32,7 @@ class SpotDetector(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam"])
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "occlusion"])
 def test_cam_of_a_planted_signal_lands_on_it(method: str) -> None:
     model = SpotDetector().eval()
     x = torch.zeros(1, 1, 32, 32)
@@ -72,7 +72,7 @@ def test_unknown_method_is_refused() -> None:
 def test_predictor_cam_has_the_input_size_for_every_method(demo_dataset_dir: Path) -> None:
     predictor = Predictor.from_run(fit(tiny_request(demo_dataset_dir, epochs=1)).run_id)
     image = np.random.default_rng(0).integers(0, 256, (90, 130), dtype=np.uint8)
-    for method in CAM_METHODS:
+    for method in EXPLANATION_METHODS:
         explanation = predictor.explain(image, method=method, target_class=2)
         assert explanation.cam.shape == (90, 130)
         assert explanation.target_class == 2

@@ -227,11 +227,14 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
     app.button(key="classify_open_mr.dcm").click().run()  # the gallery opens an image
     assert app.selectbox(key="classify_image").value == "mr.dcm"
     app.selectbox(key="classify_image").select("stack.dcm [2/2]").run()
-    app.selectbox(key="classify_cam").select("eigencam").run()
-    app.selectbox(key="classify_target").select("notumor").run()
+    app.selectbox(key="classify_cam").select("gradcam").run()
+    app.selectbox(key="classify_target_stack.dcm [2/2]").select("notumor").run()
     assert not app.exception
     captions = [element.proto.imgs[0].caption for element in app.get("image")]
-    assert any("eigencam" in caption and "notumor" in caption for caption in captions), captions
+    assert any(c.startswith("Grad-CAM:") and "'notumor'" in c for c in captions), captions
+    # A new image starts at its own predicted class, not the class chosen for the last one.
+    app.selectbox(key="classify_image").select("mr.dcm").run()
+    assert app.selectbox(key="classify_target_mr.dcm").value == "predicted"
 
 
 def test_classify_page_rejects_empty_and_bomb_uploads_without_crashing(

@@ -40,12 +40,12 @@ def command_predict(arguments: argparse.Namespace) -> int:
     # Imported here so that `python -m core dataset|audit` do not pay for the model zoo.
     from core.imaging.pixels import ImageReadError
     from core.imaging.reader import read_slices
-    from core.inference.explain import CAM_METHODS, DEFAULT_CAM_METHOD
+    from core.inference.explain import DEFAULT_CAM_METHOD, EXPLANATION_METHODS
     from core.inference.predictor import Predictor
 
     arguments.cam = arguments.cam or DEFAULT_CAM_METHOD
-    if arguments.cam not in CAM_METHODS:
-        raise ValueError(f"--cam must be one of: {', '.join(CAM_METHODS)}")
+    if arguments.cam not in EXPLANATION_METHODS:
+        raise ValueError(f"--cam must be one of: {', '.join(EXPLANATION_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
@@ -125,8 +125,8 @@ def add_inference_commands(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify image files with a trained run")
     predict.add_argument("run", metavar="RUN_ID_OR_DIR")
     predict.add_argument("files", metavar="FILE", nargs="+", help="image files or folders")
-    predict.add_argument("--cam", help="CAM method: layercam (default), gradcam, gradcam++, "
-                         "hirescam or eigencam")  # fmt: skip
+    predict.add_argument("--cam", help="explanation method: layercam (default), gradcam, "
+                         "gradcam++, hirescam, eigencam or occlusion")  # fmt: skip
     predict.add_argument("--cam-out", metavar="DIR", help="write a CAM overlay PNG per file here")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.set_defaults(handler=command_predict)

@@ -28,6 +28,21 @@ CAM_METHODS = {
 # LayerCAM weights each location by its own positive gradient, which stays sharp at the
 # stride-16 stage where Grad-CAM's channel-averaged weights were noisy (checked on real MRI).
 DEFAULT_CAM_METHOD = "layercam"
+OCCLUSION = "occlusion"
+EXPLANATION_METHODS = (*CAM_METHODS, OCCLUSION)
+"""Every method Classify and `predict` offer: the CAMs, and occlusion sensitivity (captum) as a
+model-agnostic reference that needs no target layer."""
+CLASS_AGNOSTIC = frozenset({"eigencam"})
+"""Methods whose map does not depend on the class asked for (EigenCAM: the first principal
+component of the layer's activations)."""
+METHOD_CAPTIONS = {
+    "gradcam": "Grad-CAM: where the score of '{cls}' rose with the activations",
+    "gradcam++": "Grad-CAM++: where the score of '{cls}' rose with the activations",
+    "hirescam": "HiResCAM: where the score of '{cls}' rose with the activations",
+    "layercam": "LayerCAM: where the score of '{cls}' rose with the activations",
+    "eigencam": "EigenCAM: the layer's strongest activation pattern (the same for every class)",
+    OCCLUSION: "Occlusion: where hiding a patch lowered the score of '{cls}' most",
+}
 
 
 @dataclass(frozen=True)
@@ -42,12 +57,37 @@ class Explanation:
 def activation_map(
     model: nn.Module, target_layer: nn.Module, x: torch.Tensor, *, method: str, target_class: int
 ) -> np.ndarray:
-    """The CAM of one model input (1, C, H, W) for one class, at the input's size, in [0, 1]."""
-    if method not in CAM_METHODS:
-        raise ValueError(f"CAM method {method!r} is not one of: {', '.join(CAM_METHODS)}")
+    """The map of one model input (1, C, H, W) for one class, at the input's size, in [0, 1]."""
+    if method not in EXPLANATION_METHODS:
+        raise ValueError(
+            f"explanation method {method!r} is not one of: {', '.join(EXPLANATION_METHODS)}"
+        )
+    if method == OCCLUSION:
+        return occlusion_map(model, x, target_class)
     with CAM_METHODS[method](model=model, target_layers=[target_layer]) as cam:
         result = cam(input_tensor=x, targets=[ClassifierOutputTarget(target_class)])
-    heat = np.nan_to_num(result[0].astype(np.float32))
+    return _unit_range(result[0])
+
+
+def occlusion_map(model: nn.Module, x: torch.Tensor, target_class: int) -> np.ndarray:
+    """Occlusion sensitivity (captum's `Occlusion`): how much the class's logit falls when a
+    square of about a tenth of the image is set to the normalised input's zero (the training
+    images' mean intensity), sliding by half a square; only the falls are kept."""
+    from captum.attr import Occlusion  # imported on use: captum pulls in matplotlib
+
+    channels, size = x.shape[1], x.shape[-1]
+    window = max(4, size // 10)
+    stride = max(2, window // 2)
+    with torch.no_grad():
+        attributions = Occlusion(model).attribute(
+            x, target=target_class, baselines=0.0, perturbations_per_eval=32,
+            sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
+        )  # fmt: skip
+    return _unit_range(attributions[0].sum(0).clamp(min=0).float().cpu().numpy())
+
+
+def _unit_range(heat: np.ndarray) -> np.ndarray:
+    heat = np.nan_to_num(heat.astype(np.float32))
     span = float(heat.max() - heat.min())
     return (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
 

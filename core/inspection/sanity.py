@@ -39,7 +39,7 @@ from torch import nn
 from core.evaluation.stress import STRESS_SUBSET
 from core.events import Events, report_progress
 from core.imaging.model_input import to_model_input
-from core.inference.explain import CAM_METHODS, activation_map
+from core.inference.explain import CAM_METHODS, EXPLANATION_METHODS, activation_map
 from core.inspection.probes import opened_run
 from core.inspection.store import read_section, write_section
 from core.models.build import cam_layer
@@ -181,10 +181,12 @@ def sanity_checks(
     the first `images` duplicate-free test images of each class in turn (stored and reused)."""
     if images < 1:
         raise ValueError("the sanity checks need at least 1 image")
-    chosen = list(methods) if methods else list(CAM_METHODS)
-    unknown = [method for method in chosen if method not in CAM_METHODS]
+    chosen = list(methods) if methods else list(CAM_METHODS)  # occlusion on request: slow
+    unknown = [method for method in chosen if method not in EXPLANATION_METHODS]
     if unknown:
-        raise ValueError(f"CAM method {unknown[0]!r} is not one of: {', '.join(CAM_METHODS)}")
+        raise ValueError(
+            f"CAM method {unknown[0]!r} is not one of: {', '.join(EXPLANATION_METHODS)}"
+        )
     info, predictor, sets = opened_run(run, events)
     dataset = sets.data.dataset.fingerprint
     key = f"{images}"

@@ -32,3 +32,14 @@ def write_section(run_dir: Path, section: str, key: str, result: dict[str, Any])
         payload.setdefault(section, {})[key] = stored
         write_json_atomic(run_dir / INSPECTION_FILE, payload)
     return stored
+
+
+def stored_sanity(run_dir: Path) -> dict[str, Any] | None:
+    """The run's stored sanity checks of this version on the most images, if any."""
+    payload = read_json(run_dir / INSPECTION_FILE) or {}
+    results = [
+        result
+        for result in (payload.get("sanity") or {}).values()
+        if isinstance(result, dict) and result.get("version") == INSPECTION_VERSION
+    ]
+    return max(results, key=lambda result: result.get("images", 0)) if results else None

@@ -14,7 +14,8 @@ from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_slices
 from core.inference.explain import Explanation
 from core.inference.predictor import Prediction, Predictor
-from core.runs.registry import list_runs
+from core.inspection.store import stored_sanity
+from core.runs.registry import list_runs, resolve_run
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
@@ -54,6 +55,25 @@ def best_run_index(choices: list[RunChoice]) -> int:
         choice.val_accuracy if choice.val_accuracy is not None else -1.0 for choice in choices
     ]
     return scores.index(max(scores))
+
+
+def method_sanity_note(run_id: str, method: str) -> str | None:
+    """What the run's stored sanity checks say of `method`, in one line (None: not measured;
+    `python -m core sanity RUN` or the Inside page measures it)."""
+    result = stored_sanity(resolve_run(run_id).path)
+    scores = (result or {}).get("results", {}).get(method)
+    if result is None or scores is None:
+        return None
+    test = (
+        "passes the randomisation test"
+        if scores["passes_randomisation"]
+        else "FAILS the randomisation test (its map barely changes when the weights are random)"
+    )
+    inside = f"{scores['inside_head']:.0%} of the map inside the head"
+    return (
+        f"Checked on {result['images']} test images: {test}; ROAD {scores['road']:+.3f} "
+        f"against {result['random_road']:+.3f} for a random map; {inside}."
+    )
 
 
 def load_predictor(run_id: str) -> Predictor:

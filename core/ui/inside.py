@@ -21,7 +21,7 @@ from core.inspection.maps import feature_maps
 from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
 from core.inspection.render import filter_image
 from core.inspection.sanity import sanity_checks
-from core.inspection.store import INSPECTION_FILE, INSPECTION_VERSION
+from core.inspection.store import INSPECTION_FILE, INSPECTION_VERSION, stored_sanity
 from core.runs.registry import RunInfo
 from core.ui.classify import explain_slice, load_predictor
 from core.ui.progress import progress_bar
@@ -199,12 +199,8 @@ def sanity_table(result: dict[str, Any]) -> pd.DataFrame:
 
 def show_sanity(info: RunInfo) -> None:
     """The stored sanity table, or a button to measure it (minutes on a CPU)."""
-    payload = read_json(info.path / INSPECTION_FILE) or {}
-    results = [
-        r for r in (payload.get("sanity") or {}).values() if r.get("version") == INSPECTION_VERSION
-    ]
-    if results:
-        result = max(results, key=lambda r: r["images"])
+    result = stored_sanity(info.path)
+    if result is not None:
         st.dataframe(sanity_table(result), hide_index=True, width="stretch")
         st.caption(
             f"On {result['images']} duplicate-free test images. Randomisation test: the "

@@ -316,7 +316,7 @@ def expect_prediction_for(page: Page, name: str) -> None:
     captions = main.get_by_test_id("stImageCaption")
     # The gallery above has a thumbnail with the same caption; the full-size image comes last.
     expect(captions.filter(has_text=re.compile(f"^{re.escape(name)}$")).last).to_be_visible()
-    expect(captions.filter(has_text="where the model looked for")).to_be_visible()
+    expect(captions.filter(has_text="LayerCAM: where the score of")).to_be_visible()
     ui.wait_for_elements(page)
     bars = [figure for figure in ui.plotly_figures(main) if figure["traces"][0]["type"] == "bar"]
     assert bars and bars[-1]["traces"][0]["points"] == 4, bars  # one probability per class
