@@ -63,7 +63,7 @@ screenshots: setup-dev chromium
 		$(if $(CHECKPOINTS),--checkpoints "$(CHECKPOINTS)")
 
 # Every benchmark's --quick mode, to keep them working (CI); timings are printed, never judged.
-BENCHMARKS := augment dataset_load audit_threshold scan_level inference_latency inference_backends train_throughput time_to_accuracy bootstrap_speed
+BENCHMARKS := augment inspection_speed dataset_load audit_threshold scan_level inference_latency inference_backends train_throughput time_to_accuracy bootstrap_speed
 bench-quick: setup-dev
 	@for name in $(BENCHMARKS); do \
 		echo "== bench.$$name --quick"; \
