@@ -1,5 +1,7 @@
 """Classify: upload scans, get class probabilities and a CAM overlay of where the model looked."""
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -12,6 +14,7 @@ from core.inference.explain import (
     METHOD_CAPTIONS,
     overlay,
 )
+from core.inspection.store import preferred_method
 from core.runs.layout import RunError
 from core.ui.classify import (
     best_run_index,
@@ -110,10 +113,12 @@ with right:
     )
     chart.update_layout(height=240, margin={"t": 10, "b": 10})
     st.plotly_chart(chart, width="stretch")
+    # The run's own sanity checks choose the default method where they were measured.
+    preferred = preferred_method(Path(predictor.run_dir or "."), DEFAULT_CAM_METHOD)
     method = st.selectbox(
         "Explanation method",
         list(EXPLANATION_METHODS),
-        index=list(EXPLANATION_METHODS).index(DEFAULT_CAM_METHOD),
+        index=list(EXPLANATION_METHODS).index(preferred),
         key="classify_cam",
     )
     checked = method_sanity_note(run.run_id, method)

@@ -26,6 +26,7 @@ from core.inspection.sanity import (
     inside_share,
     randomisation_test,
 )
+from core.inspection.store import preferred_method, write_section
 from core.models.build import build_model, cam_layer
 from core.models.registry import list_models
 from core.training.fit import fit
@@ -146,3 +147,18 @@ def test_inspect_and_sanity_from_the_command_line(
         assert cli_main(bad) == 2
         error = capsys.readouterr().err.strip()
         assert error.startswith("error: ") and message in error and len(error.splitlines()) == 1
+
+
+def test_the_preferred_method_follows_the_stored_sanity_checks(tmp_path: Path) -> None:
+    assert preferred_method(tmp_path, "layercam") == "layercam"  # nothing measured
+    results = {
+        "gradcam": {"passes_randomisation": True, "mostly_inside_head": True, "road": 0.10},
+        "hirescam": {"passes_randomisation": True, "mostly_inside_head": True, "road": 0.20},
+        "eigencam": {"passes_randomisation": False, "mostly_inside_head": True, "road": 0.50},
+        "layercam": {"passes_randomisation": True, "mostly_inside_head": False, "road": 0.40},
+    }
+    write_section(tmp_path, "sanity", "8", {"dataset": "x", "images": 8, "results": results})
+    assert preferred_method(tmp_path, "layercam") == "hirescam"
+    failing = {name: {**scores, "passes_randomisation": False} for name, scores in results.items()}
+    write_section(tmp_path, "sanity", "12", {"dataset": "x", "images": 12, "results": failing})
+    assert preferred_method(tmp_path, "layercam") == "layercam"  # the larger sample counts

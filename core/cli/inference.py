@@ -42,11 +42,13 @@ def command_predict(arguments: argparse.Namespace) -> int:
     from core.imaging.reader import read_slices
     from core.inference.explain import DEFAULT_CAM_METHOD, EXPLANATION_METHODS
     from core.inference.predictor import Predictor
+    from core.inspection.store import preferred_method
 
-    arguments.cam = arguments.cam or DEFAULT_CAM_METHOD
-    if arguments.cam not in EXPLANATION_METHODS:
+    if arguments.cam is not None and arguments.cam not in EXPLANATION_METHODS:
         raise ValueError(f"--cam must be one of: {', '.join(EXPLANATION_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
+    if arguments.cam is None:  # the run's sanity checks choose, where they were measured
+        arguments.cam = preferred_method(Path(predictor.run_dir or "."), DEFAULT_CAM_METHOD)
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
         try:
@@ -125,8 +127,9 @@ def add_inference_commands(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="classify image files with a trained run")
     predict.add_argument("run", metavar="RUN_ID_OR_DIR")
     predict.add_argument("files", metavar="FILE", nargs="+", help="image files or folders")
-    predict.add_argument("--cam", help="explanation method: layercam (default), gradcam, "
-                         "gradcam++, hirescam, eigencam or occlusion")  # fmt: skip
+    predict.add_argument("--cam", help="explanation method: gradcam, gradcam++, hirescam, "
+                         "layercam, eigencam or occlusion (default: the one the run's sanity "
+                         "checks favour, else layercam)")  # fmt: skip
     predict.add_argument("--cam-out", metavar="DIR", help="write a CAM overlay PNG per file here")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.set_defaults(handler=command_predict)

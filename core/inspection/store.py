@@ -43,3 +43,19 @@ def stored_sanity(run_dir: Path) -> dict[str, Any] | None:
         if isinstance(result, dict) and result.get("version") == INSPECTION_VERSION
     ]
     return max(results, key=lambda result: result.get("images", 0)) if results else None
+
+
+def preferred_method(run_dir: Path, default: str) -> str:
+    """The explanation method the run's stored sanity checks favour: among the methods that
+    pass the randomisation test and keep most of their map inside the head, the one with the
+    highest ROAD score; `default` when none is measured or none passes."""
+    result = stored_sanity(run_dir)
+    if result is None:
+        return default
+    passing = {
+        method: scores["road"]
+        for method, scores in result.get("results", {}).items()
+        if scores.get("passes_randomisation") and scores.get("mostly_inside_head")
+        and scores.get("road") is not None
+    }  # fmt: skip
+    return max(passing, key=passing.__getitem__) if passing else default

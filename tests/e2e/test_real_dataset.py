@@ -5,6 +5,7 @@ Skipped without the dataset, required in CI (the real_dataset_dir fixture's rule
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,8 +17,9 @@ playwright_or_skip()  # before anything imports playwright
 
 from playwright.sync_api import Page, expect
 
+from core import paths
 from core.imaging.reader import SUPPORTED_EXTENSIONS
-from tests.e2e import ui
+from tests.e2e import files, ui
 from tests.e2e.server import AppServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_data, pytest.mark.slow]
@@ -106,3 +108,46 @@ def test_dataset_page_counts_gallery_and_audit(
     ui.wait_for_elements(page)
     ui.expect_no_exception(page)
     ui.save_screenshot(page, "real-dataset-audit")
+
+
+@pytest.fixture(scope="module")
+def real_runs(real_app: AppServer, real_dataset_dir: Path) -> list[str]:
+    """A short cnn_fast and a short ImageNet MobileNetV2 (its recipe) on a subset of the real
+    images, trained in this process into the server's checkpoints."""
+    from core.training.fit import fit
+    from core.training.request import make_request
+
+    saved = os.environ.get(paths.CHECKPOINTS_ENV)
+    os.environ[paths.CHECKPOINTS_ENV] = str(real_app.checkpoints_dir)
+    try:
+        common = {"data_root": real_dataset_dir, "recipe": "auto", "subset_per_class": 60}
+        cnn = fit(make_request(model="cnn_fast", epochs=2, image_size=64, **common))
+        mobilenet = fit(make_request(model="mobilenet_v2", epochs=1, image_size=96, **common))
+    finally:
+        if saved is None:
+            os.environ.pop(paths.CHECKPOINTS_ENV, None)
+        else:
+            os.environ[paths.CHECKPOINTS_ENV] = saved
+    assert cnn.status == mobilenet.status == "completed"
+    return [cnn.run_id, mobilenet.run_id]
+
+
+def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
+    real_app: AppServer, page: Page, real_dataset_dir: Path, real_runs: list[str]
+) -> None:
+    ui.open_page(page, real_app.url, "inside")
+    main = ui.main(page)
+    ui.choose_exactly(page, "inside_runs", real_runs)
+    expect(main).to_contain_text("16 kernels of 3 x 3")  # cnn_fast: one grey input channel
+    expect(main).to_contain_text("32 kernels of 3 x 3")  # MobileNetV2: red, green, blue
+    page.locator(".st-key-inside_image input[type='file']").set_input_files(
+        str(files.first_testing_jpeg(real_dataset_dir, "glioma"))
+    )
+    expect(main.get_by_test_id("stImageCaption").filter(has_text="stage 1 (")).to_be_visible()
+    ui.button(page, "Compute layer probes for 2 run(s)").click()
+    expect(main).to_contain_text("nearest-neighbour", timeout=AUDIT_TIMEOUT_MS)
+    ui.button(page, "Compute the embedding").click()
+    expect(main).to_contain_text("Click a point", timeout=AUDIT_TIMEOUT_MS)
+    ui.wait_for_elements(page)
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "real-inside")
