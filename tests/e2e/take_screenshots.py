@@ -133,7 +133,7 @@ def study_shots(page: Page, server: AppServer, out: Path) -> None:
     """The newest study's data-efficiency chart and its verdicts."""
     ui.open_page(page, server.url, "studies")
     settle(page)
-    scroll_to(ui.main(page).locator("h2").filter(has_text="Results"))
+    scroll_to(ui.main(page).locator("h3").filter(has_text="Results"))
     settle(page)
     save(page, out, "studies")
 
