@@ -54,7 +54,9 @@ def receptive_fields(
 ) -> list[StageInfo]:
     """Output shape, stride and receptive field of every block, measured: the input pixels
     whose gradient reaches the centre unit of the block's output (a random input, so that no
-    ReLU is dead by construction; at most the input's size)."""
+    ReLU is dead by construction; at most the input's size). A squeeze-and-excitation block
+    (MobileNetV3, EfficientNet) pools the whole image, so from there on a unit can see all of
+    it, while a later block without one may again see only its convolutions' window."""
     was_training = model.training
     model.eval()
     infos = []
@@ -117,5 +119,7 @@ def strongest_channels(output: torch.Tensor, count: int) -> list[int]:
 def architecture_fields(model_name: str, channels: int, size: int) -> tuple[StageInfo, ...]:
     """`receptive_fields` of the architecture (a freshly initialised model: the extent does not
     depend on trained weights), computed once per model, channels and input size."""
-    model, _ = build_model(ModelConfig(model_name, 4, in_channels=channels))
+    with torch.random.fork_rng():  # a fixed initialisation: the same answer every time
+        torch.manual_seed(0)
+        model, _ = build_model(ModelConfig(model_name, 4, in_channels=channels))
     return tuple(receptive_fields(model, model_name, channels, size))

@@ -27,6 +27,7 @@ from core.ui.training import format_seconds
 
 PLAN_STATE_KEY = "studies_plan"
 STUDY_QUERY_KEY = "study"
+CHOICE_KEY = "study_choice"
 SIZE_CHOICES = ["10", "25", "50", "100", "200", "400", "800", "10%", "25%", "50%", "all"]
 BUILT_IN = {"settings": ["cnn_fast", "mobilenet_v2"], "sizes": ["50", "100", "200", "400", "all"]}
 SPLIT_SCORES = {
@@ -263,7 +264,12 @@ def choose_study(studies: list[Study]) -> Study | None:
         return None
     ids = [study.study_id for study in studies]
     wanted = st.query_params.get(STUDY_QUERY_KEY)
-    index = ids.index(wanted) if wanted in ids else 0
+    # The link (?study=, set on launch) wins over the box's remembered choice, which would
+    # otherwise stay on the study shown before a new one was launched.
+    if wanted in ids:
+        st.session_state[CHOICE_KEY] = wanted
+    elif st.session_state.get(CHOICE_KEY) not in ids:
+        st.session_state[CHOICE_KEY] = ids[0]
     by_id = {study.study_id: study for study in studies}
 
     def label(study_id: str) -> str:  # no state here: it changes while the select box stays
@@ -272,7 +278,7 @@ def choose_study(studies: list[Study]) -> Study | None:
         settings = " vs ".join(setting.name for setting in study.settings)
         return f"{name}{settings} · {len(study.cells)} cells · {study_id}"
 
-    chosen = st.selectbox("Study", ids, index=index, format_func=label, key="study_choice")
+    chosen = st.selectbox("Study", ids, format_func=label, key=CHOICE_KEY)
     if chosen != wanted:
         st.query_params[STUDY_QUERY_KEY] = chosen
     return by_id[chosen]
