@@ -260,42 +260,6 @@ def test_compare_shows_both_runs_their_curves_and_matrices(
     ui.save_screenshot(page, "demo-compare-external")
 
 
-# --- Studies ------------------------------------------------------------------------------------
-
-
-def test_a_tiny_study_fills_its_cells_and_draws_its_curves(demo_app: AppServer, page: Page) -> None:
-    ui.open_page(page, demo_app.url, "studies")
-    main = ui.main(page)
-    ui.choose_exactly(page, "study_settings", ["cnn_fast", "cnn_fast:robust"])
-    ui.choose_exactly(page, "study_sizes", ["10", "all"])
-    ui.set_number(page, "study_seeds", 1)
-    ui.set_number(page, "study_epochs", 6)
-    ui.set_number(page, "study_min_steps", 1)
-    ui.widget(page, "study_stress").get_by_role("checkbox").uncheck(force=True)
-    ui.button(page, "Plan and estimate the time").click()
-    expect(main).to_contain_text("4 cells", timeout=120_000)
-    ui.button(page, "Launch the study").click()
-    page.wait_for_url(re.compile(r"[?&]study=[0-9T]+Z_study_[0-9a-f]{6}"))
-    # The cells fill in while the page watches: some done, some not yet...
-    expect(main).to_contain_text(
-        re.compile(r"[123] of 4 cells completed"), timeout=ui.TRAINING_TIMEOUT_MS
-    )
-    ui.save_screenshot(page, "demo-studies-running")
-    # ...then all, and the data-efficiency chart: one line per setting over the two sizes.
-    expect(main).to_contain_text("4 of 4 cells completed", timeout=ui.TRAINING_TIMEOUT_MS)
-    ui.wait_for_elements(page)
-    expect(main).to_contain_text("at 10 images per class")
-    lines = [
-        trace
-        for figure in ui.plotly_figures(main)
-        for trace in figure["traces"]
-        if trace["name"] in ("cnn_fast (epochs=6)", "cnn_fast (robust, epochs=6)")
-    ]
-    assert len(lines) >= 2 and all(trace["points"] == 2 for trace in lines[:2]), lines
-    ui.expect_no_exception(page)
-    ui.save_screenshot(page, "demo-studies")
-
-
 # --- Classify -----------------------------------------------------------------------------------
 
 
@@ -410,3 +374,39 @@ def test_two_sessions_one_trains_while_the_other_classifies_and_compares(
     expect_confusion_matrices_of(other, [demo_runs["completed"], training])
     ui.expect_no_exception(other)
     ui.save_screenshot(other, "two-sessions-compare-after")
+
+
+# --- Studies (last: its runs would become the best ones the tests above pick) ------------------
+
+
+def test_a_tiny_study_fills_its_cells_and_draws_its_curves(demo_app: AppServer, page: Page) -> None:
+    ui.open_page(page, demo_app.url, "studies")
+    main = ui.main(page)
+    ui.choose_exactly(page, "study_settings", ["cnn_fast", "cnn_fast:robust"])
+    ui.choose_exactly(page, "study_sizes", ["10", "all"])
+    ui.set_number(page, "study_seeds", 1)
+    ui.set_number(page, "study_epochs", 12)  # cells of several seconds: the page sees them fill
+    ui.set_number(page, "study_min_steps", 1)
+    ui.widget(page, "study_stress").get_by_role("checkbox").uncheck(force=True)
+    ui.button(page, "Plan and estimate the time").click()
+    expect(main).to_contain_text("4 cells", timeout=120_000)
+    ui.button(page, "Launch the study").click()
+    page.wait_for_url(re.compile(r"[?&]study=[0-9T]+Z_study_[0-9a-f]{6}"))
+    # The cells fill in while the page watches: some done, some not yet...
+    expect(main).to_contain_text(
+        re.compile(r"[123] of 4 cells completed"), timeout=ui.TRAINING_TIMEOUT_MS
+    )
+    ui.save_screenshot(page, "demo-studies-running")
+    # ...then all, and the data-efficiency chart: one line per setting over the two sizes.
+    expect(main).to_contain_text("4 of 4 cells completed", timeout=ui.TRAINING_TIMEOUT_MS)
+    ui.wait_for_elements(page)
+    expect(main).to_contain_text("at 10 images per class")
+    lines = [
+        trace
+        for figure in ui.plotly_figures(main)
+        for trace in figure["traces"]
+        if trace["name"] in ("cnn_fast (epochs=12)", "cnn_fast (robust, epochs=12)")
+    ]
+    assert len(lines) >= 2 and all(trace["points"] == 2 for trace in lines[:2]), lines
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-studies")
