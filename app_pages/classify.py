@@ -1,7 +1,5 @@
 """Classify: upload scans, get class probabilities and a CAM overlay of where the model looked."""
 
-from pathlib import Path
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -114,14 +112,14 @@ with right:
     chart.update_layout(height=240, margin={"t": 10, "b": 10})
     st.plotly_chart(chart, width="stretch")
     # The run's own sanity checks choose the default method where they were measured.
-    preferred = preferred_method(Path(predictor.run_dir or "."), DEFAULT_CAM_METHOD)
+    preferred = preferred_method(predictor.run_dir, DEFAULT_CAM_METHOD)
     method = st.selectbox(
         "Explanation method",
         list(EXPLANATION_METHODS),
         index=list(EXPLANATION_METHODS).index(preferred),
         key="classify_cam",
     )
-    checked = method_sanity_note(run.run_id, method)
+    checked = method_sanity_note(predictor.run_dir, method)
     if checked:
         st.caption(checked)
     if method in CLASS_AGNOSTIC:

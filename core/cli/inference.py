@@ -48,7 +48,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
         raise ValueError(f"--cam must be one of: {', '.join(EXPLANATION_METHODS)}")
     predictor = Predictor.from_run(arguments.run)
     if arguments.cam is None:  # the run's sanity checks choose, where they were measured
-        arguments.cam = preferred_method(Path(predictor.run_dir or "."), DEFAULT_CAM_METHOD)
+        arguments.cam = preferred_method(predictor.run_dir, DEFAULT_CAM_METHOD)
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
         try:

@@ -73,6 +73,7 @@ def _run(study_id: str, arguments: argparse.Namespace) -> int:
 def command_study_run(arguments: argparse.Namespace) -> int:
     """Plan a study, say its estimated time, then run it."""
     from core.data.locate import resolve_dataset_dir
+    from core.evaluation.external import default_name
     from core.studies.plan import ExternalSet, parse_setting, plan_study
     from core.studies.runner import estimate_study
 
@@ -84,7 +85,7 @@ def command_study_run(arguments: argparse.Namespace) -> int:
     for text in arguments.external or []:
         name, _, folder = text.rpartition("=")
         folder_path = Path(folder).expanduser().resolve()
-        externals.append(ExternalSet(name or folder_path.name, str(folder_path)))
+        externals.append(ExternalSet(name or default_name(folder_path), str(folder_path)))
     study = plan_study(
         data_root=resolve_dataset_dir(arguments.data),
         settings=settings,

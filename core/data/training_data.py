@@ -51,18 +51,6 @@ class TrainingData:
         }
 
 
-def _limit_per_class(
-    positions: np.ndarray, labels: np.ndarray, per_class: int, seed: int
-) -> np.ndarray:
-    """At most `per_class` positions of each class, chosen with a seed, in index order."""
-    generator = np.random.default_rng(seed)
-    kept = []
-    for label in np.unique(labels[positions]):
-        members = positions[labels[positions] == label]
-        kept.append(generator.permutation(members)[:per_class])
-    return np.sort(np.concatenate(kept)) if kept else positions
-
-
 def nested_sample(
     positions: np.ndarray,
     labels: np.ndarray,
@@ -71,13 +59,14 @@ def nested_sample(
     fraction: float | None = None,
     seed: int = 0,
     class_names: tuple[str, ...] = (),
+    keep_smaller: bool = False,
 ) -> np.ndarray:
     """A stratified sample of `positions`: `per_class` images of each class, or `fraction` of
     each (at least one), in index order.
 
     Samples are nested: for one seed, each class's images are put in one seeded order and the
-    sample is its first images, so a smaller sample is always inside a larger one. ValueError
-    when a class has fewer than `per_class` images.
+    sample is its first images, so a smaller sample is always inside a larger one. A class with
+    fewer than `per_class` images is a ValueError, or kept whole with `keep_smaller`.
     """
     if (per_class is None) == (fraction is None):
         raise ValueError("give either images per class or a fraction")
@@ -91,7 +80,7 @@ def nested_sample(
         members = positions[labels[positions] == label]
         ordered = generator.permutation(members)  # drawn whatever the size: nesting
         count = per_class if per_class is not None else max(1, round(fraction * len(members)))
-        if count > len(members):
+        if count > len(members) and not keep_smaller:
             name = class_names[label] if label < len(class_names) else str(label)
             raise ValueError(
                 f"a training-set size of {count} images per class is larger than class "
@@ -142,8 +131,13 @@ def prepare_training_data(config: DataConfig, events: Events | None = None) -> T
     if config.subset_per_class is not None:
         per_class = config.subset_per_class
         val_per_class = max(2, round(per_class * config.val_fraction / (1 - config.val_fraction)))
-        train_positions = _limit_per_class(train_positions, labels, per_class, config.split_seed)
-        val_positions = _limit_per_class(val_positions, labels, val_per_class, config.split_seed)
+        train_positions = nested_sample(
+            train_positions, labels, per_class=per_class, seed=config.split_seed, keep_smaller=True
+        )
+        val_positions = nested_sample(
+            val_positions, labels, per_class=val_per_class, seed=config.split_seed,
+            keep_smaller=True,
+        )  # fmt: skip
     if config.train_per_class is not None or config.train_fraction is not None:
         train_positions = nested_sample(
             train_positions,

@@ -118,7 +118,7 @@ def evaluate_run(
     cached = stored_evaluation(info)
     if cached is not None and not force:
         dataset_root = Path(info.config.data.root)
-        if not dataset_root.is_dir() or _fingerprint(dataset_root) == cached.dataset:
+        if not dataset_root.is_dir() or dataset_fingerprint(dataset_root) == cached.dataset:
             return cached  # a moved dataset keeps its stored results
     started = time.perf_counter()
     sets = evaluation_sets(info.config, events)
@@ -156,7 +156,8 @@ def _read_predictions(path: str, mtime_ns: int, size: int) -> pd.DataFrame | Non
     return table if required <= set(table.columns) else None  # damaged: as if absent
 
 
-def _fingerprint(root: Path) -> str:
+def dataset_fingerprint(root: Path) -> str:
+    """The content fingerprint of the dataset at `root` (its cached index makes this cheap)."""
     from core.data.index import open_dataset
 
     return open_dataset(root).fingerprint

@@ -12,7 +12,6 @@ from core.config import Preprocessing
 from core.events import Events, report_progress
 from core.imaging.model_input import to_model_input
 from core.inference.predictor import Predictor
-from core.models.registry import get_spec
 
 BATCH = 64
 FEATURES = "features"  # the progress stage name
@@ -43,7 +42,7 @@ def stage_features(
     """Run decoded images (N, S, S) uint8 at the run's input size through the model's blocks
     in turn (which is the model's forward), keeping each block's globally averaged output."""
     preprocessing = preprocessing or predictor.preprocessing
-    blocks = get_spec(predictor.spec.name).stages(predictor.model)
+    blocks = predictor.spec.stages(predictor.model)
     model_blocks, tail = blocks[:-1], blocks[-1]
     policy = predictor.compute
     pooled: list[list[np.ndarray]] = [[] for _ in model_blocks]

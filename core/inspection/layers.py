@@ -59,19 +59,19 @@ def receptive_fields(
     it, while a later block without one may again see only its convolutions' window."""
     was_training = model.training
     model.eval()
-    infos = []
     stages = model_stages(model, model_name)
     generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, channels, size, size, generator=generator, requires_grad=True)
+    infos = []
     try:
-        for index, stage in enumerate(stages, 1):
-            x = torch.randn(1, channels, size, size, generator=generator, requires_grad=True)
-            out = x
-            for block in stages[:index]:
-                out = block(out)
+        out = x
+        for index, stage in enumerate(stages, 1):  # one forward; a gradient per block's output
+            out = stage(out)
             _, depth, height, width = out.shape
-            out[0, :, height // 2, width // 2].sum().backward()
-            assert x.grad is not None
-            reached = np.argwhere(x.grad[0].abs().sum(0).numpy() > 0)
+            (gradient,) = torch.autograd.grad(
+                out[0, :, height // 2, width // 2].sum(), x, retain_graph=True
+            )
+            reached = np.argwhere(gradient[0].abs().sum(0).numpy() > 0)
             extent = int(max(reached.max(0) - reached.min(0)) + 1) if len(reached) else 0
             infos.append(StageInfo(
                 index, type(stage).__name__, depth, height, width, max(1, size // height), extent,

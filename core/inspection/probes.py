@@ -27,7 +27,12 @@ from sklearn.preprocessing import StandardScaler
 
 from core.atomic_files import write_bytes_atomic
 from core.data.training_data import nested_sample
-from core.evaluation.evaluate import EvaluationError, EvaluationSets, evaluation_sets
+from core.evaluation.evaluate import (
+    EvaluationError,
+    EvaluationSets,
+    dataset_fingerprint,
+    evaluation_sets,
+)
 from core.events import Events, report_progress
 from core.inference.predictor import Predictor
 from core.inspection.features import stage_features
@@ -41,15 +46,24 @@ EMBEDDING_SPLITS = ("val", "test", "duplicate_free_test", "unseen_scan_test")
 PROBES = "probes"  # the progress stage name
 
 
-def opened_run(run: str | Path, events: Events | None) -> tuple[RunInfo, Predictor, EvaluationSets]:
-    """The run, its predictor and its evaluation sets; EvaluationError for a run that cannot
-    be inspected."""
+def inspectable(run: str | Path) -> tuple[RunInfo, str]:
+    """The run and its dataset's current fingerprint (what a stored result must match), before
+    any image is loaded; EvaluationError for a run that cannot be inspected."""
     info = resolve_run(run)
     if info.config is None or not info.usable:
         problems = "; ".join(info.problems) or "it is not a completed run with weights"
         raise EvaluationError(f"run {info.run_id} cannot be inspected: {problems}")
+    root = Path(info.config.data.root)
+    if not root.is_dir():
+        raise EvaluationError(f"the run's dataset {root} is not on this machine")
+    return info, dataset_fingerprint(root)
+
+
+def opened_run(info: RunInfo, events: Events | None) -> tuple[Predictor, EvaluationSets]:
+    """The run's predictor and its evaluation sets (the images decoded): for computing."""
+    assert info.config is not None  # checked by inspectable
     sets = evaluation_sets(info.config, events)
-    return info, Predictor.from_run(info.path, purpose="evaluate"), sets
+    return Predictor.from_run(info.path, purpose="evaluate"), sets
 
 
 def _probe_scores(
@@ -68,11 +82,11 @@ def layer_probes(
     run: str | Path, *, force: bool = False, events: Events | None = None
 ) -> dict[str, Any]:
     """The run's probe accuracy per stage on its validation images (stored and reused)."""
-    info, predictor, sets = opened_run(run, events)
-    dataset = sets.data.dataset.fingerprint
+    info, dataset = inspectable(run)
     stored = None if force else read_section(info.path, "probes", "val", dataset)
     if stored is not None:
         return stored
+    predictor, sets = opened_run(info, events)
     started = time.perf_counter()
     labels = sets.data.labels.numpy()
     counts = np.bincount(labels[sets.data.train_positions])
@@ -113,12 +127,12 @@ def embedding(
     each projection (`pca_x`, `pca_y`, `tsne_x`, ...). Computed once per run, split and dataset."""
     if split not in EMBEDDING_SPLITS:
         raise ValueError(f"split {split!r} is not one of: {', '.join(EMBEDDING_SPLITS)}")
-    info, predictor, sets = opened_run(run, events)
-    dataset = sets.data.dataset.fingerprint
+    info, dataset = inspectable(run)
     path = embedding_path(info.path, split)
     stored = None if force else read_section(info.path, "embeddings", split, dataset)
     if stored is not None and path.exists():
         return pd.read_csv(path)
+    predictor, sets = opened_run(info, events)
     started = time.perf_counter()
     positions = sets.positions[split]
     if len(positions) < 5:

@@ -40,7 +40,7 @@ from core.evaluation.stress import STRESS_SUBSET
 from core.events import Events, report_progress
 from core.imaging.model_input import to_model_input
 from core.inference.explain import CAM_METHODS, EXPLANATION_METHODS, activation_map
-from core.inspection.probes import opened_run
+from core.inspection.probes import inspectable, opened_run
 from core.inspection.store import read_section, write_section
 from core.models.build import cam_layer
 from core.models.registry import get_spec
@@ -105,9 +105,12 @@ def _similarity(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
 def randomisation_steps(stages: int) -> list[int]:
     """How many top stages are random at each step: the tail, then a quarter, half, three
     quarters and all of the blocks (the tail counts as one stage)."""
-    blocks = stages - 1
-    steps = [1] + [1 + max(1, round(blocks * share)) for share in (0.25, 0.5, 0.75, 1.0)]
-    return sorted(set(steps))
+    return sorted({1, *(_random_top(stages, share) for share in (0.25, 0.5, 0.75, 1.0))})
+
+
+def _random_top(stages: int, share: float) -> int:
+    """Stages random when `share` of the blocks are, counting the tail."""
+    return 1 + max(1, round((stages - 1) * share))
 
 
 def _randomised(model: nn.Module, model_name: str, top: int, seed: int) -> nn.Module:
@@ -154,7 +157,7 @@ def randomisation_test(
         ]
         rank, ssim = (float(np.mean(values)) for values in zip(*similar, strict=True))
         results.append({"random_stages": top, "spearman": rank, "ssim": ssim})
-    half = 1 + max(1, round((stages - 1) * 0.5))
+    half = _random_top(stages, 0.5)
     at_half = next(step for step in results if step["random_stages"] == half)
     return results, at_half["spearman"] <= RANDOMISATION_LIMIT
 
@@ -187,12 +190,12 @@ def sanity_checks(
         raise ValueError(
             f"CAM method {unknown[0]!r} is not one of: {', '.join(EXPLANATION_METHODS)}"
         )
-    info, predictor, sets = opened_run(run, events)
-    dataset = sets.data.dataset.fingerprint
+    info, dataset = inspectable(run)
     key = f"{images}"
     stored = None if force else read_section(info.path, "sanity", key, dataset)
     if stored is not None and set(chosen) <= set(stored["methods"]):
         return stored
+    predictor, sets = opened_run(info, events)
     started = time.perf_counter()
     positions = _sample(sets.positions[STRESS_SUBSET], sets.data.labels.numpy(), images)
     pixels = sets.data.images[positions]

@@ -13,13 +13,18 @@ INSPECTION_FILE = "inspection.json"
 INSPECTION_VERSION = 1
 
 
-def read_section(run_dir: Path, section: str, key: str, dataset: str) -> dict[str, Any] | None:
-    """A stored result (`section`/`key`), when it is current: this version, this dataset."""
+def read_section(
+    run_dir: Path, section: str, key: str, dataset: str | None
+) -> dict[str, Any] | None:
+    """A stored result (`section`/`key`), when it is current: this version, and this dataset
+    unless `dataset` is None (a page showing what is stored; computing checks the dataset)."""
     payload = read_json(run_dir / INSPECTION_FILE) or {}
     stored = (payload.get(section) or {}).get(key)
     if not isinstance(stored, dict):
         return None
-    if stored.get("version") != INSPECTION_VERSION or stored.get("dataset") != dataset:
+    if stored.get("version") != INSPECTION_VERSION:
+        return None
+    if dataset is not None and stored.get("dataset") != dataset:
         return None
     return stored
 
@@ -34,8 +39,11 @@ def write_section(run_dir: Path, section: str, key: str, result: dict[str, Any])
     return stored
 
 
-def stored_sanity(run_dir: Path) -> dict[str, Any] | None:
-    """The run's stored sanity checks of this version on the most images, if any."""
+def stored_sanity(run_dir: Path | None) -> dict[str, Any] | None:
+    """The run's stored sanity checks of this version on the most images, if any (None for a
+    run without a folder)."""
+    if run_dir is None:
+        return None
     payload = read_json(run_dir / INSPECTION_FILE) or {}
     results = [
         result
@@ -45,7 +53,7 @@ def stored_sanity(run_dir: Path) -> dict[str, Any] | None:
     return max(results, key=lambda result: result.get("images", 0)) if results else None
 
 
-def preferred_method(run_dir: Path, default: str) -> str:
+def preferred_method(run_dir: Path | None, default: str) -> str:
     """The explanation method the run's stored sanity checks favour: among the methods that
     pass the randomisation test and keep most of their map inside the head, the one with the
     highest ROAD score; `default` when none is measured or none passes."""

@@ -301,16 +301,18 @@ def plan_study(
                 )
     images = {label: sum(size.images_per_class(counts).values()) for label, size in parsed.items()}
     ordered = sorted(parsed, key=lambda label: (images[label], label))
+    trains = {
+        setting.name: make_request(
+            data_root=root, model=setting.model, recipe=setting.recipe, **setting.changes
+        ).train
+        for setting in settings
+    }  # each setting's checked options: epochs and batch size
     cells = []
     for seed in seed_list:  # seed by seed: each finished seed is a whole curve
         for label in ordered:
             for setting in settings:
-                request = make_request(
-                    data_root=root, model=setting.model, recipe=setting.recipe, **setting.changes
-                )
-                epochs = cell_epochs(
-                    request.train.epochs, images[label], request.train.batch_size, min_steps
-                )
+                train = trains[setting.name]
+                epochs = cell_epochs(train.epochs, images[label], train.batch_size, min_steps)
                 cells.append(Cell(setting.name, label, seed, epochs, images[label]))
     return Study(
         study_id=new_study_id(),

@@ -22,6 +22,7 @@ from scipy import stats
 
 from core.evaluation.stress import stored_stress
 from core.imaging.shifts import SHIFTS
+from core.runs.layout import jsonable
 from core.runs.registry import RunError, RunInfo, resolve_run
 from core.studies.plan import Study
 
@@ -242,24 +243,13 @@ def study_summary(study: Study, metric: str = VERDICT_METRIC) -> dict[str, Any]:
     compared = comparisons(study, frame, metric)
     for comparison in compared:
         comparison["verdict"] = verdict(comparison)
-    return _jsonable({
+    # Missing scores (a size without a completed cell) are None in JSON, not NaN.
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return jsonable({
         "study_id": study.study_id, "name": study.name, "state": study.state,
         "message": study.message, "data_root": study.data_root,
         "settings": [setting.name for setting in study.settings], "sizes": study.sizes,
         "seeds": study.seeds, "cells": study.counts(), "min_steps": study.min_steps,
-        "rows": table.to_dict(orient="records"), "comparisons": compared,
+        "rows": rows, "comparisons": compared,
         "comparison_test": "paired t-test over seeds (see core.studies.summary)",
     })  # fmt: skip
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python, recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

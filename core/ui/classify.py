@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,7 +16,7 @@ from core.imaging.reader import read_slices
 from core.inference.explain import Explanation
 from core.inference.predictor import Prediction, Predictor
 from core.inspection.store import stored_sanity
-from core.runs.registry import list_runs, resolve_run
+from core.runs.registry import list_runs
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
@@ -57,10 +58,11 @@ def best_run_index(choices: list[RunChoice]) -> int:
     return scores.index(max(scores))
 
 
-def method_sanity_note(run_id: str, method: str) -> str | None:
+def method_sanity_note(run_dir: Path | None, method: str) -> str | None:
     """What the run's stored sanity checks say of `method`, in one line (None: not measured;
-    `python -m core sanity RUN` or the Inside page measures it)."""
-    result = stored_sanity(resolve_run(run_id).path)
+    `python -m core sanity RUN` or the Inside page measures it). Reads one small file: the
+    page calls it on every rerun (the opacity slider)."""
+    result = stored_sanity(run_dir)
     scores = (result or {}).get("results", {}).get(method)
     if result is None or scores is None:
         return None

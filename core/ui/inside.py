@@ -13,7 +13,6 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.atomic_files import read_json
 from core.imaging.reader import read_image
 from core.inference.explain import overlay
 from core.inspection.layers import filter_grid, first_convolution
@@ -21,7 +20,7 @@ from core.inspection.maps import feature_maps
 from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
 from core.inspection.render import filter_image
 from core.inspection.sanity import sanity_checks
-from core.inspection.store import INSPECTION_FILE, INSPECTION_VERSION, stored_sanity
+from core.inspection.store import read_section, stored_sanity
 from core.runs.registry import RunInfo
 from core.ui.classify import explain_slice, load_predictor
 from core.ui.progress import progress_bar
@@ -33,13 +32,6 @@ SPLIT_LABELS = {
     "unseen_scan_test": "unseen-scan test",
 }
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-
-
-def stored(info: RunInfo, section: str, key: str) -> dict[str, Any] | None:
-    """A stored inspection result of the current version (the dataset is checked on compute)."""
-    payload = read_json(info.path / INSPECTION_FILE) or {}
-    found = (payload.get(section) or {}).get(key)
-    return found if isinstance(found, dict) and found.get("version") == INSPECTION_VERSION else None
 
 
 def show_filters(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
@@ -104,7 +96,9 @@ def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
 
 def show_probes(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
     """The probe chart of the runs that have probes, and a button for the others."""
-    results = {labels[i.run_id]: r for i in runs if (r := stored(i, "probes", "val"))}
+    results = {
+        labels[i.run_id]: r for i in runs if (r := read_section(i.path, "probes", "val", None))
+    }
     missing = [info for info in runs if labels[info.run_id] not in results]
     if results:
         st.plotly_chart(probes_chart(results), width="stretch", key="inside_probes_chart")
@@ -130,7 +124,7 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
     split = left.selectbox(
         "Images", EMBEDDING_SPLITS, format_func=SPLIT_LABELS.get, key="inside_split"
     )
-    record = stored(info, "embeddings", split)
+    record = read_section(info.path, "embeddings", split, None)
     if record is None or not embedding_path(info.path, split).exists():
         if st.button("Compute the embedding", key="inside_embedding"):
             with progress_bar("Embedding:") as events:
@@ -156,7 +150,7 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
         f"{record['n']} {SPLIT_LABELS[split]} images, {labels[info.run_id]}'s last-stage features; "
         f"x: misclassified ({(~frame['correct']).sum()}). Click a point to open its image."
     )
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    points = event.selection.points if event else []
     if points:
         show_point(info, points[0]["customdata"][0])
 

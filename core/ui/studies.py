@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.evaluation.external import default_name
 from core.jobs import JobManager
 from core.runs.registry import RunInfo, resolve_run
 from core.studies.plan import ExternalSet, Study, parse_setting, plan_study
@@ -82,7 +83,9 @@ def show_new_study_form(data_root: str, models: Sequence[str], manager: JobManag
         try:
             changes = {"epochs": int(epochs)} if epochs else {}
             externals = (
-                [ExternalSet(_folder_name(external), external.strip())] if external.strip() else []
+                [ExternalSet(default_name(Path(external.strip())), external.strip())]
+                if external.strip()
+                else []
             )
             with st.spinner("Planning the cells and timing a few batches of each model..."):
                 study = plan_study(
@@ -113,10 +116,6 @@ def show_new_study_form(data_root: str, models: Sequence[str], manager: JobManag
         st.session_state.pop(PLAN_STATE_KEY, None)
         st.query_params[STUDY_QUERY_KEY] = study.study_id
         st.rerun()
-
-
-def _folder_name(folder: str) -> str:
-    return Path(folder.strip()).name or "external"
 
 
 def cells_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -3,7 +3,6 @@ of the summary tables; the Studies page draws them)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -117,11 +116,10 @@ def overfitting_chart(history: Sequence[EpochRecord], best_epoch: int | None) ->
             x=frame["epoch"], y=val, name=f"validation {metric}", yaxis=axis, fill="tonexty",
             fillcolor="rgba(245,133,24,0.15)", line={"color": "#F58518"}, legendgroup=metric,
         ))  # fmt: skip
-    lowest = (
-        frame.loc[frame["val_loss"].idxmin(), "epoch"] if frame["val_loss"].notna().any() else None
-    )
-    marked = best_epoch if best_epoch is not None else lowest
-    if marked is not None and not (isinstance(marked, float) and math.isnan(marked)):
+    marked = best_epoch
+    if marked is None and frame["val_loss"].notna().any():  # a run without metrics.json
+        marked = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
+    if marked is not None:
         figure.add_vline(
             x=float(marked), line_dash="dash", line_color="grey",
             annotation_text=f"lowest validation loss: epoch {int(marked)}",
