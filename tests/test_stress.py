@@ -10,6 +10,7 @@ import pytest
 from core.evaluation import stress
 from core.evaluation.evaluate import EvaluationError, evaluate_run
 from core.imaging.shifts import SHIFTS
+from core.runs.metrics_records import StressPoint
 from core.runs.registry import load_run
 from core.training.fit import fit
 from tests.test_cli import run_cli
@@ -86,3 +87,13 @@ def test_a_run_without_weights_cannot_be_stress_tested(trained: str) -> None:
         weights.write_bytes(saved)
     with pytest.raises(ValueError, match="unknown shift 'fog'"):
         stress.stress_run(trained, shifts=["fog"])
+
+
+def test_a_moderate_only_test_is_incomplete_for_a_full_request() -> None:
+    blur = SHIFTS["blur"]
+    moderate = {"blur": [StressPoint(blur.severities[0], 0.9), StressPoint(blur.moderate, 0.8)]}
+    assert stress.incomplete_shifts(moderate, ["blur"], moderate_only=True) == []
+    assert stress.incomplete_shifts(moderate, ["blur"]) == ["blur"]  # Compare offers the rest
+    full = {"blur": [StressPoint(severity, 0.9) for severity in blur.severities]}
+    assert stress.incomplete_shifts(full, ["blur"]) == []
+    assert stress.incomplete_shifts(full, ["blur", "jpeg"]) == ["jpeg"]

@@ -10,7 +10,7 @@ are reused, and are recomputed only for shifts not stored yet, or with `force`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from core.imaging.reader import read_image
 from core.imaging.shifts import SHIFTS, apply_shift
 from core.inference.predictor import Predictor
 from core.runs.layout import iso, jsonable, utcnow
-from core.runs.metrics_records import StressRecord, parse_stress
+from core.runs.metrics_records import StressPoint, StressRecord, parse_stress
 from core.runs.registry import RunInfo, resolve_run
 from core.runs.writer import RunWriter
 
@@ -37,6 +37,28 @@ def stored_stress(info: RunInfo) -> StressRecord | None:
     """The stress test kept in the run's metrics.json, when it is there and current."""
     stress = info.metrics.stress if info.metrics else None
     return stress if stress and stress.version == STRESS_VERSION else None
+
+
+def wanted_severities(name: str, moderate_only: bool = False) -> tuple[float, ...]:
+    """The severities a stress test of shift `name` scores: all, or unshifted and moderate."""
+    shift = SHIFTS[name]
+    return (shift.severities[0], shift.moderate) if moderate_only else shift.severities
+
+
+def incomplete_shifts(
+    shifts: Mapping[str, Sequence[StressPoint]],
+    names: Sequence[str],
+    *,
+    moderate_only: bool = False,
+) -> list[str]:
+    """The shifts of `names` whose stored points lack a wanted severity (a study cell's
+    moderate-only test lacks the others of a full one)."""
+    return [
+        name
+        for name in names
+        if not set(wanted_severities(name, moderate_only))
+        <= {point.severity for point in shifts.get(name, ())}
+    ]
 
 
 def _check_shifts(names: Sequence[str] | None) -> list[str]:
@@ -96,15 +118,7 @@ def stress_run(
     if force:  # recompute the chosen shifts; keep the others' stored results
         kept = {name: points for name, points in kept.items() if name not in chosen}
 
-    def wanted(name: str) -> tuple[float, ...]:
-        shift = SHIFTS[name]
-        return (shift.severities[0], shift.moderate) if moderate_only else shift.severities
-
-    missing = [
-        name
-        for name in chosen
-        if not set(wanted(name)) <= {point.severity for point in kept.get(name, ())}
-    ]
+    missing = incomplete_shifts(kept, chosen, moderate_only=moderate_only)
     if not missing:
         return stored  # type: ignore[return-value]  # kept is non-empty only when stored is
     positions = sets.positions[STRESS_SUBSET]
@@ -117,10 +131,10 @@ def stress_run(
     predictor = Predictor.from_run(info.path, purpose="evaluate")
     baseline = {"severity": None, **_score(predictor, images, labels, bootstrap_samples)}
     computed: dict[str, list[dict[str, Any]]] = {}
-    total = sum(len(wanted(name)) - 1 for name in missing)
+    total = sum(len(wanted_severities(name, moderate_only)) - 1 for name in missing)
     done = 0
     for name in missing:
-        severities = wanted(name)
+        severities = wanted_severities(name, moderate_only)
         points = [{**baseline, "severity": severities[0]}]
         for severity in severities[1:]:
             report_progress(events, "stress", done, total, f"Stress test: {name} at {severity}")

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from core.evaluation.stress import stored_stress, stress_run
+from core.evaluation.stress import incomplete_shifts, stored_stress, stress_run
+from core.imaging.shifts import SHIFTS
 from core.runs.registry import RunInfo
 from core.ui.compare_charts import stress_chart
 from core.ui.progress import show_work_failures, work_button
@@ -30,13 +31,18 @@ def show_stress_tests(selected: Sequence[RunInfo], labels: dict[str, str]) -> No
             "shift, applied to the decoded image before the run's own preprocessing; the first "
             "point of each line is the unshifted image. Same-source test scores hide these drops."
         )
-    pending = [info for info in selected if info.usable and stored_stress(info) is None]
+    pending = [  # not stress-tested, or only at moderate severity (a study's cells)
+        info
+        for info in selected
+        if info.usable
+        and ((record := stored_stress(info)) is None or incomplete_shifts(record.shifts, SHIFTS))
+    ]
     if not pending:
         if not records:
             st.info("Pick completed runs to stress-test them.")
         return
     st.info(
-        f"{len(pending)} selected run(s) without a stress test: rotation, zoom, noise, blur, "
+        f"{len(pending)} selected run(s) without a full stress test: rotation, zoom, noise, blur, "
         "intensity, resolution and JPEG shifts at four severities each (about half a minute for "
         "cnn_fast, several minutes for MobileNetV2 on a laptop CPU)."
     )
