@@ -244,3 +244,28 @@ def test_study_run_json_prints_one_document_and_list_shows_it(
     assert summary["study_id"] in capsys.readouterr().out
     assert cli_main(["study", "show", summary["study_id"], "--csv", str(tmp_path / "csv")]) == 0
     assert (tmp_path / "csv" / "sizes.csv").read_text().startswith("setting,size")
+
+
+def test_a_study_cancelled_in_the_queue_stops_and_resumes(demo_dataset_dir: Path) -> None:
+    settings = [ModelSetting("cnn_fast", changes={"epochs": 30, "image_size": 64})]
+    study = plan_study(
+        data_root=demo_dataset_dir, settings=settings, sizes=["all"], seeds=2, min_steps=1,
+        stress=False,
+    )  # fmt: skip
+    study.save()
+    manager = JobManager()
+    job = manager.submit_study(study.study_id)
+    deadline = time.monotonic() + 120
+    while job.snapshot().epoch < 2:  # the first cell is training
+        assert time.monotonic() < deadline and job.snapshot().active
+        time.sleep(0.1)
+    job.cancel()
+    assert manager.wait_idle(timeout=120)
+    cancelled = load_study(study.study_id)
+    assert job.snapshot().state == "cancelled" and cancelled.state == "cancelled"
+    assert [cell.state for cell in cancelled.cells] == ["cancelled", "pending"]
+    assert resolve_run(cancelled.cells[0].run_id).status == "cancelled"
+    resumed = manager.submit_study(study.study_id)  # "Resume the study" on the page
+    assert manager.wait_idle(timeout=300) and resumed.snapshot().state == "completed"
+    finished = load_study(study.study_id)
+    assert finished.state == "finished" and finished.cells[0].attempts == 2
