@@ -3,12 +3,14 @@ on the validation images (what the choice was made by) and on the duplicate-free
 (what is reported).
 
     python -m bench.robust_search --model cnn_fast --epochs 18 --augment '{"share": 0.6, ...}'
+    python -m bench.robust_search --model cnn_fast --recipe robust --image-size 112
     python -m bench.robust_search --run RUN_ID      # score a run that exists
 
 --augment is a JSON object of `core.config.AugmentConfig` fields; the other options are the
-model's fast recipe. Prints the validation accuracy unshifted and under each shift at its
-moderate severity, the run's evaluation (official, duplicate-free and unseen-scan test, with
-balanced accuracy), and its stress test at every severity. Uses the real dataset
+model's fast recipe (`--recipe robust`: its robust one). Prints the validation accuracy
+unshifted and under each shift at its moderate severity, the run's evaluation (official,
+duplicate-free and unseen-scan test, with balanced accuracy), and its stress test at every
+severity. Uses the real dataset
 (`--data`, default ../shared/datasets/brain-tumor-mri).
 """
 
@@ -70,16 +72,24 @@ def main() -> None:
     parser.add_argument("--run", help="score this run instead of training one")
     parser.add_argument("--model", default="cnn_fast")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--augment", default="{}", help="AugmentConfig fields as JSON")
+    parser.add_argument(
+        "--augment", help="AugmentConfig fields as JSON (default: the recipe's augmentation)"
+    )
+    parser.add_argument("--recipe", default="auto", help="the recipe changed from: auto, robust")
+    parser.add_argument("--image-size", type=int, help="default: the recipe's")
     parser.add_argument("--data", type=Path, default=REAL_DATA)
     arguments = parser.parse_args()
     run_id = arguments.run
     if run_id is None:
-        changes = {"augment": AugmentConfig(**json.loads(arguments.augment))}
+        changes: dict[str, object] = {}
+        if arguments.augment is not None:
+            changes["augment"] = AugmentConfig(**json.loads(arguments.augment))
         if arguments.epochs:
             changes["epochs"] = arguments.epochs
+        if arguments.image_size:
+            changes["image_size"] = arguments.image_size
         request = make_request(
-            data_root=arguments.data, model=arguments.model, recipe="auto", **changes
+            data_root=arguments.data, model=arguments.model, recipe=arguments.recipe, **changes
         )
         result = fit(request)
         run_id = result.run_id
