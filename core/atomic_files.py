@@ -14,6 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+# mkstemp creates its file readable by the owner only; a replaced file gets the mode a plain
+# open() would give it (0o666 less the umask), so runs and exports stay readable by the group
+# and others the user shares them with. The umask is read once, at import: setting it is the
+# only way to read it, and that is not thread-safe.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
@@ -23,6 +31,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
     )
     try:
+        os.fchmod(descriptor, FILE_MODE)
         with os.fdopen(descriptor, mode) as handle:
             yield handle
             handle.flush()

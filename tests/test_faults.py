@@ -375,3 +375,13 @@ def test_the_train_page_shows_each_damaged_run_without_failing(
         assert any(f"status **{run.status}**" in str(text.value) for text in app.markdown), run.kind
         warnings = "\n".join(warning.value for warning in app.warning)
         assert run.problem in warnings, run.kind
+
+
+def test_an_atomically_written_file_gets_the_mode_a_plain_write_would(tmp_path: Path) -> None:
+    from core.atomic_files import write_text_atomic
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    write_text_atomic(atomic, "x")  # mkstemp alone would leave it owner-only (0o600)
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
