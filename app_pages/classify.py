@@ -120,8 +120,12 @@ with right:
         key="classify_cam",
     )
     checked = method_sanity_note(predictor.run_dir, method)
-    if checked:
-        st.caption(checked)
+    if checked is not None:
+        note, trustworthy = checked
+        if trustworthy:
+            st.caption(note)
+        else:
+            st.warning(note)
     if method in CLASS_AGNOSTIC:
         target = "predicted"  # the map is the same for every class: nothing to choose
         st.caption("This method does not depend on the class: it shows the same map for all.")

@@ -4,10 +4,17 @@ and whether the CAM explanations are faithful, for one run or two side by side."
 import streamlit as st
 
 from core.evaluation.run_selection import run_labels
-from core.imaging.pixels import ImageReadError
-from core.imaging.reader import read_slices
 from core.runs.registry import list_runs
-from core.ui.inside import show_embedding, show_feature_maps, show_filters, show_probes, show_sanity
+from core.ui.inside import (
+    choose_image,
+    show_embedding,
+    show_feature_maps,
+    show_filters,
+    show_probes,
+    show_sanity,
+)
+
+RUN_QUERY_KEY = "run"  # ?run=A&run=B opens these runs side by side
 
 st.title("Inside the model")
 st.caption(
@@ -22,9 +29,13 @@ if not infos:
     st.stop()
 labels = run_labels(infos)
 by_id = {info.run_id: info for info in infos}
+linked = [run_id for run_id in st.query_params.get_all(RUN_QUERY_KEY) if run_id in by_id][:2]
+unknown = [run_id for run_id in st.query_params.get_all(RUN_QUERY_KEY) if run_id not in by_id]
+if unknown:
+    st.warning(f"No completed run {unknown[0]!r}: choose one below.")
 chosen = st.multiselect(
-    "Runs (one, or two side by side)", list(by_id), default=list(by_id)[:1], max_selections=2,
-    format_func=labels.get, key="inside_runs",
+    "Runs (one, or two side by side)", list(by_id), default=linked or list(by_id)[:1],
+    max_selections=2, format_func=labels.get, key="inside_runs",
 )  # fmt: skip
 if not chosen:
     st.info("Choose a run.")
@@ -35,16 +46,12 @@ st.subheader("First-layer filters")
 show_filters(runs, labels)
 
 st.subheader("Feature maps of one image")
-upload = st.file_uploader("An MRI slice", key="inside_image")
-if upload is not None:
-    try:
-        _, pixels = read_slices(upload.getvalue(), name=upload.name)[0]
-    except ImageReadError as error:
-        st.error(f"{upload.name} cannot be read: {error.reason}")
-    else:
-        show_feature_maps(runs[0], pixels)
-else:
-    st.caption("Upload a slice to see the most active channels of every stage.")
+picked = choose_image(runs[0])
+if picked is not None:
+    for info in runs:
+        if len(runs) > 1:
+            st.markdown(f"**{labels[info.run_id]}**")
+        show_feature_maps(info, picked[1])
 
 st.subheader("Layer probes: where do the classes separate?")
 show_probes(runs, labels)

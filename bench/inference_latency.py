@@ -4,9 +4,9 @@
 
 Per model, after warm-up: p50 and p95 over N repeats of the whole path a Classify upload takes
 (safe decode of a real JPEG, the run's preprocessing, forward pass, softmax; then the default
-CAM method, LayerCAM, of the predicted class at the input's size, as the Classify page does).
-Models are built at their default input size; latency does not depend on the weights' values, so
-MobileNetV2 uses its real ImageNet weights and the custom CNN a random init.
+CAM method, `DEFAULT_CAM_METHOD`, of the predicted class at the input's size, as the Classify
+page does). Models are built at their default input size; latency does not depend on the
+weights' values, so MobileNetV2 uses its real ImageNet weights and the custom CNN a random init.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def upload(app: AppTest, files: list[tuple[str, bytes, str]]) -> None:
 
 
 def overlay_caption(app: AppTest) -> str:
-    """The overlay's caption, which names its method ('LayerCAM: where the score of ...')."""
+    """The overlay's caption, which names its method ('HiResCAM: where the score of ...')."""
     captions = [element.proto.imgs[0].caption for element in app.get("image")]
     names = {text.split(":")[0] for text in METHOD_CAPTIONS.values()}
     return next(caption for caption in captions if caption.split(":")[0] in names)
@@ -47,8 +47,8 @@ def test_opacity_reuses_the_cam_and_a_new_method_computes_one(
     assert app.selectbox(key="classify_run").value.run_id == run_id
     upload(app, [("slice.png", png.read_bytes(), "image/png")])
     assert not app.exception
-    assert app.selectbox(key="classify_cam").value == "layercam"  # the default method
-    assert overlay_caption(app).startswith("LayerCAM: where the score of")
+    assert app.selectbox(key="classify_cam").value == "hirescam"  # the default method
+    assert overlay_caption(app).startswith("HiResCAM: where the score of")
 
     predictor = load_predictor(run_id)  # memoised process-wide: the page's own predictor
     forwards = []
@@ -69,9 +69,9 @@ def test_opacity_reuses_the_cam_and_a_new_method_computes_one(
         assert computed > 0, "a new CAM method did not compute a new map"
 
         app.slider(key="classify_opacity").set_value(0.9).run()
-        app.selectbox(key="classify_cam").select("layercam").run()  # computed before: kept
+        app.selectbox(key="classify_cam").select("hirescam").run()  # computed before: kept
         assert not app.exception
-        assert overlay_caption(app).startswith("LayerCAM:")
+        assert overlay_caption(app).startswith("HiResCAM:")
         assert len(forwards) == computed
     finally:
         hook.remove()

@@ -131,7 +131,7 @@ def test_cli_predicts_every_frame_of_a_multiframe_dicom(trained_run: str, tmp_pa
     assert frames == [(str(stack), n) for n in (1, 2, 3)]
     assert all(abs(sum(entry["probabilities"].values()) - 1) < 1e-5 for entry in entries)
     cams = sorted(path.name for path in (tmp_path / "cams").iterdir())
-    assert cams == [f"stack_frame{n}_layercam.png" for n in (1, 2, 3)]
+    assert cams == [f"stack_frame{n}_hirescam.png" for n in (1, 2, 3)]  # the default method
     plain = run_cli("predict", trained_run, str(stack))
     assert [line.split(":")[0] for line in plain.stdout.splitlines() if "|" in line] == [
         f"{stack} [{n}/3]" for n in (1, 2, 3)

@@ -159,9 +159,29 @@ def test_the_preferred_method_follows_the_stored_sanity_checks(tmp_path: Path) -
         "hirescam": {"passes_randomisation": True, "mostly_inside_head": True, "road": 0.20},
         "eigencam": {"passes_randomisation": False, "mostly_inside_head": True, "road": 0.50},
         "layercam": {"passes_randomisation": True, "mostly_inside_head": False, "road": 0.40},
+        "occlusion": {"passes_randomisation": True, "mostly_inside_head": True, "road": 0.90},
     }
     write_section(tmp_path, "sanity", "8", {"dataset": "x", "images": 8, "results": results})
-    assert preferred_method(tmp_path, "layercam") == "hirescam"
+    assert preferred_method(tmp_path, "layercam") == "hirescam"  # occlusion: the reference only
     failing = {name: {**scores, "passes_randomisation": False} for name, scores in results.items()}
     write_section(tmp_path, "sanity", "12", {"dataset": "x", "images": 12, "results": failing})
     assert preferred_method(tmp_path, "layercam") == "layercam"  # the larger sample counts
+
+
+def test_the_classify_note_says_when_a_method_fails(tmp_path: Path) -> None:
+    from core.ui.classify import method_sanity_note
+
+    assert method_sanity_note(tmp_path, "gradcam") is None  # nothing measured
+    results = {
+        "gradcam": {"passes_randomisation": True, "mostly_inside_head": True, "road": 0.1,
+                    "inside_head": 0.8},
+        "layercam": {"passes_randomisation": False, "mostly_inside_head": True, "road": 0.05,
+                     "inside_head": 0.7},
+    }  # fmt: skip
+    stored = {"dataset": "x", "images": 12, "random_road": -0.02, "results": results}
+    write_section(tmp_path, "sanity", "12", stored)
+    passing, trusted = method_sanity_note(tmp_path, "gradcam")
+    assert trusted and "passes the randomisation test; ROAD +0.100 against -0.020" in passing
+    failing, trusted = method_sanity_note(tmp_path, "layercam")
+    assert not trusted and "FAILS the randomisation test" in failing and "70% of the map" in failing
+    assert method_sanity_note(tmp_path, "hirescam") is None

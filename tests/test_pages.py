@@ -225,10 +225,10 @@ def test_classify_page_with_good_bad_and_dicom_uploads(
         results[["glioma", "meningioma", "notumor", "pituitary"]].sum(axis=1).round(4).eq(1).all()
     )
     assert {metric.label for metric in app.metric} == {"Predicted class"}
-    # The default method: the one the run's stored sanity checks favour, else LayerCAM (other
+    # The default method: the one the run's stored sanity checks favour, else HiResCAM (other
     # tests of this session may have measured the run that is chosen here).
     run_dir = resolve_run(app.selectbox(key="classify_run").value.run_id).path
-    assert app.selectbox(key="classify_cam").value == preferred_method(run_dir, "layercam")
+    assert app.selectbox(key="classify_cam").value == preferred_method(run_dir, "hirescam")
     app.button(key="classify_open_mr.dcm").click().run()  # the gallery opens an image
     assert app.selectbox(key="classify_image").value == "mr.dcm"
     app.selectbox(key="classify_image").select("stack.dcm [2/2]").run()

@@ -58,10 +58,11 @@ def best_run_index(choices: list[RunChoice]) -> int:
     return scores.index(max(scores))
 
 
-def method_sanity_note(run_dir: Path | None, method: str) -> str | None:
-    """What the run's stored sanity checks say of `method`, in one line (None: not measured;
-    `python -m core sanity RUN` or the Inside page measures it). Reads one small file: the
-    page calls it on every rerun (the opacity slider)."""
+def method_sanity_note(run_dir: Path | None, method: str) -> tuple[str, bool] | None:
+    """What the run's stored sanity checks say of `method`, in one line, and whether the method
+    passed them (the randomisation test, and most of its map inside the head); None: not
+    measured (`python -m core sanity RUN` or the Inside page measures it). Reads one small
+    file: the page calls it on every rerun (the opacity slider)."""
     result = stored_sanity(run_dir)
     scores = (result or {}).get("results", {}).get(method)
     if result is None or scores is None:
@@ -69,13 +70,15 @@ def method_sanity_note(run_dir: Path | None, method: str) -> str | None:
     test = (
         "passes the randomisation test"
         if scores["passes_randomisation"]
-        else "FAILS the randomisation test (its map barely changes when the weights are random)"
+        else "FAILS the randomisation test: its map barely changes when the weights are random, "
+        "so it shows the image more than the model"
     )
     inside = f"{scores['inside_head']:.0%} of the map inside the head"
-    return (
+    text = (
         f"Checked on {result['images']} test images: {test}; ROAD {scores['road']:+.3f} "
         f"against {result['random_road']:+.3f} for a random map; {inside}."
     )
+    return text, bool(scores["passes_randomisation"] and scores["mostly_inside_head"])
 
 
 def load_predictor(run_id: str) -> Predictor:

@@ -13,14 +13,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.imaging.reader import read_image
-from core.inference.explain import overlay
+from core.data.discovery import DatasetError, discover
+from core.imaging.pixels import ImageReadError
+from core.imaging.reader import read_image, read_slices
+from core.inference.explain import DEFAULT_CAM_METHOD, METHOD_CAPTIONS, overlay
 from core.inspection.layers import filter_grid, first_convolution
 from core.inspection.maps import feature_maps
 from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
 from core.inspection.render import filter_image
 from core.inspection.sanity import sanity_checks
-from core.inspection.store import read_section, stored_sanity
+from core.inspection.store import preferred_method, read_section, stored_sanity
 from core.runs.registry import RunInfo
 from core.ui.classify import explain_slice, load_predictor
 from core.ui.progress import progress_bar
@@ -57,6 +59,58 @@ def show_filters(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
                 else ""
             )
         )
+
+
+IMAGE_SOURCES = {"dataset": "a test image of the run's dataset", "upload": "an upload"}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def test_images(root: str) -> dict[str, list[str]]:
+    """The dataset's test images by class (relative paths; every image for a flat folder),
+    found without decoding any."""
+    layout = discover(Path(root))
+    tested = [item for item in layout.files if item[2] == "test"] or list(layout.files)
+    by_class: dict[str, list[str]] = {name: [] for name in layout.classes}
+    for relative, label, _split in tested:
+        by_class.setdefault(label, []).append(relative)
+    return {label: sorted(paths) for label, paths in by_class.items() if paths}
+
+
+def choose_image(info: RunInfo) -> tuple[str, np.ndarray] | None:
+    """An image for the feature maps: one of the run's dataset's test images (by class and
+    number) or an upload; None (with a word why) when there is none."""
+    source = st.radio("Image", list(IMAGE_SOURCES), format_func=IMAGE_SOURCES.get,
+                      horizontal=True, key="inside_image_source")  # fmt: skip
+    if source == "upload":
+        upload = st.file_uploader("An MRI slice", key="inside_image")
+        if upload is None:
+            st.caption("Upload a slice to see the most active channels of every stage.")
+            return None
+        try:
+            return upload.name, read_slices(upload.getvalue(), name=upload.name)[0][1]
+        except ImageReadError as error:
+            st.error(f"{upload.name} cannot be read: {error.reason}")
+            return None
+    assert info.config is not None
+    try:
+        by_class = test_images(str(info.config.data.root))
+    except DatasetError as error:
+        st.warning(f"The run's dataset cannot be read ({error}); upload a slice instead.")
+        return None
+    if not by_class:
+        st.warning("The run's dataset has no images; upload a slice instead.")
+        return None
+    left, right = st.columns(2)
+    label = left.selectbox("Class", list(by_class), key="inside_image_class")
+    paths = by_class[label]
+    number = right.number_input(f"Image (1-{len(paths)})", 1, len(paths), 1,
+                                key=f"inside_image_number_{label}")  # fmt: skip
+    relative = paths[int(number) - 1]
+    try:
+        return relative, read_image(Path(info.config.data.root) / relative).pixels
+    except ImageReadError as error:
+        st.error(f"{relative} cannot be read: {error.reason}")
+        return None
 
 
 def show_feature_maps(info: RunInfo, image: np.ndarray) -> None:
@@ -163,14 +217,14 @@ def show_point(info: RunInfo, relative_path: str) -> None:
     predictor = load_predictor(info.run_id)
     prediction = predictor.predict(pixels, source=relative_path)
     top = max(prediction.probabilities, key=prediction.probabilities.get)
-    cam = explain_slice(
-        predictor, pixels, method="layercam", target_class=predictor.classes.index(top)
-    )
+    method = preferred_method(info.path, DEFAULT_CAM_METHOD)
+    cam = explain_slice(predictor, pixels, method=method, target_class=predictor.classes.index(top))
     left, right = st.columns(2)
     left.image(pixels, caption=relative_path, clamp=True)
+    method_name = METHOD_CAPTIONS[method].split(":")[0]
     right.image(
         overlay(pixels, cam.cam),
-        caption=f"predicted {top} ({prediction.probabilities[top]:.1%}); LayerCAM",
+        caption=f"predicted {top} ({prediction.probabilities[top]:.1%}); {method_name}",
     )
 
 

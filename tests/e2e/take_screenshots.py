@@ -31,7 +31,8 @@ VIEWPORT = {"width": 1400, "height": 900}
 PALETTE_COLOURS = 256  # a palette PNG of the UI is a third of the size and looks the same
 DEFAULT_OUT = PROJECT_ROOT / "assets" / "screenshots"
 IMAGES_LOADED = "() => Array.from(document.images).every(image => image.complete)"
-SHOT_GROUPS = ("dataset", "runs", "studies")
+SHOT_GROUPS = ("dataset", "runs", "studies", "inside")
+INSIDE_MODELS = ("cnn_fast", "mobilenet_v2")  # from scratch against pretrained
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -138,6 +139,33 @@ def study_shots(page: Page, server: AppServer, out: Path) -> None:
     save(page, out, "studies")
 
 
+def inside_shots(page: Page, server: AppServer, completed: list[RunInfo], out: Path) -> None:
+    """The first-layer filters and the layer probes of the best (by validation) run of a
+    custom CNN and of MobileNetV2, side by side; probes are computed where a run has none."""
+    best = {}
+    for info in completed:  # best validation first
+        if info.config is not None and info.config.model.name in INSIDE_MODELS:
+            best.setdefault(info.config.model.name, info)
+    if len(best) < len(INSIDE_MODELS):
+        print(f"no completed run of each of {', '.join(INSIDE_MODELS)}: no Inside shots")
+        return
+    query = "&".join(f"run={best[name].run_id}" for name in INSIDE_MODELS)
+    print(f"Inside shots of {', '.join(best[name].run_id for name in INSIDE_MODELS)}")
+    ui.open_page(page, server.url, "inside", query=query)
+    settle(page)
+    main = ui.main(page)
+    compute = ui.button(page, "Compute layer probes")
+    if compute.count():
+        compute.click()
+        main.get_by_text("nearest-neighbour vote").wait_for(timeout=600_000)
+    scroll_to(main.locator("h3").filter(has_text="First-layer filters"))
+    settle(page)
+    save(page, out, "inside-filters")
+    scroll_to(main.locator("h3").filter(has_text="Layer probes"))
+    settle(page)
+    save(page, out, "inside-probes")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     executable = chromium_executable()
@@ -169,6 +197,8 @@ def main(argv: list[str]) -> int:
                 print(f"no completed run under {args.checkpoints}: no Train/Compare/Classify shots")
             if "studies" in args.only and (args.checkpoints / STUDIES_FOLDER).is_dir():
                 study_shots(page, server, args.out)
+            if "inside" in args.only:
+                inside_shots(page, server, completed, args.out)
             browser.close()
     return 0
 

@@ -280,7 +280,7 @@ def expect_prediction_for(page: Page, name: str) -> None:
     captions = main.get_by_test_id("stImageCaption")
     # The gallery above has a thumbnail with the same caption; the full-size image comes last.
     expect(captions.filter(has_text=re.compile(f"^{re.escape(name)}$")).last).to_be_visible()
-    expect(captions.filter(has_text="LayerCAM: where the score of")).to_be_visible()
+    expect(captions.filter(has_text="HiResCAM: where the score of")).to_be_visible()
     ui.wait_for_elements(page)
     bars = [figure for figure in ui.plotly_figures(main) if figure["traces"][0]["type"] == "bar"]
     assert bars and bars[-1]["traces"][0]["points"] == 4, bars  # one probability per class
@@ -401,6 +401,8 @@ def test_a_tiny_study_fills_its_cells_and_draws_its_curves(demo_app: AppServer, 
     expect(main).to_contain_text("4 of 4 cells completed", timeout=ui.TRAINING_TIMEOUT_MS)
     ui.wait_for_elements(page)
     expect(main).to_contain_text("at 10 images per class")
+    # Plotly draws after the script's run is over: wait for the chart itself.
+    expect(main.locator(".js-plotly-plot").first).to_be_visible()
     lines = [
         trace
         for figure in ui.plotly_figures(main)

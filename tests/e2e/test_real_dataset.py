@@ -112,8 +112,8 @@ def test_dataset_page_counts_gallery_and_audit(
 
 @pytest.fixture(scope="module")
 def real_runs(real_app: AppServer, real_dataset_dir: Path) -> list[str]:
-    """A short cnn_fast and a short ImageNet MobileNetV2 (its recipe) on a subset of the real
-    images, trained in this process into the server's checkpoints."""
+    """A short cnn_fast, a short ImageNet MobileNetV2 (its recipe) and a short cnn_classic on a
+    subset of the real images, trained in this process into the server's checkpoints."""
     from core.training.fit import fit
     from core.training.request import make_request
 
@@ -123,13 +123,25 @@ def real_runs(real_app: AppServer, real_dataset_dir: Path) -> list[str]:
         common = {"data_root": real_dataset_dir, "recipe": "auto", "subset_per_class": 60}
         cnn = fit(make_request(model="cnn_fast", epochs=2, image_size=64, **common))
         mobilenet = fit(make_request(model="mobilenet_v2", epochs=1, image_size=96, **common))
+        classic = fit(make_request(model="cnn_classic", epochs=1, image_size=64, **common))
     finally:
         if saved is None:
             os.environ.pop(paths.CHECKPOINTS_ENV, None)
         else:
             os.environ[paths.CHECKPOINTS_ENV] = saved
-    assert cnn.status == mobilenet.status == "completed"
-    return [cnn.run_id, mobilenet.run_id]
+    assert cnn.status == mobilenet.status == classic.status == "completed"
+    return [cnn.run_id, mobilenet.run_id, classic.run_id]
+
+
+def compute_probes_and_embedding(page: Page, runs: int) -> None:
+    """Press the Inside page's buttons for the layer probes and the embedding; both appear."""
+    main = ui.main(page)
+    ui.button(page, f"Compute layer probes for {runs} run(s)").click()
+    expect(main).to_contain_text("nearest-neighbour", timeout=AUDIT_TIMEOUT_MS)
+    ui.button(page, "Compute the embedding").click()
+    expect(main).to_contain_text("Click a point", timeout=AUDIT_TIMEOUT_MS)
+    ui.wait_for_elements(page)
+    ui.expect_no_exception(page)
 
 
 def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
@@ -137,17 +149,23 @@ def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
 ) -> None:
     ui.open_page(page, real_app.url, "inside")
     main = ui.main(page)
-    ui.choose_exactly(page, "inside_runs", real_runs)
+    stage_captions = main.get_by_test_id("stImageCaption").filter(has_text="stage 1 (")
+    ui.choose_exactly(page, "inside_runs", real_runs[:2])
     expect(main).to_contain_text("16 kernels of 3 x 3")  # cnn_fast: one grey input channel
     expect(main).to_contain_text("32 kernels of 3 x 3")  # MobileNetV2: red, green, blue
+    expect(stage_captions).to_have_count(2)  # a test image of the dataset, for both runs
+    ui.widget(page, "inside_image_source").get_by_text("an upload").click()
     page.locator(".st-key-inside_image input[type='file']").set_input_files(
         str(files.first_testing_jpeg(real_dataset_dir, "glioma"))
     )
-    expect(main.get_by_test_id("stImageCaption").filter(has_text="stage 1 (")).to_be_visible()
-    ui.button(page, "Compute layer probes for 2 run(s)").click()
-    expect(main).to_contain_text("nearest-neighbour", timeout=AUDIT_TIMEOUT_MS)
-    ui.button(page, "Compute the embedding").click()
-    expect(main).to_contain_text("Click a point", timeout=AUDIT_TIMEOUT_MS)
-    ui.wait_for_elements(page)
-    ui.expect_no_exception(page)
-    ui.save_screenshot(page, "real-inside")
+    expect(stage_captions).to_have_count(2)
+    compute_probes_and_embedding(page, runs=2)
+    ui.save_screenshot(page, "real-inside-pair")
+
+    # The tutorial CNN too: its filters, feature maps, probes and embedding.
+    ui.choose_exactly(page, "inside_runs", real_runs[2:])
+    expect(main).to_contain_text("32 kernels of 3 x 3")  # cnn_classic's first convolution
+    ui.widget(page, "inside_image_source").get_by_text("a test image").click()
+    expect(stage_captions).to_have_count(1)
+    compute_probes_and_embedding(page, runs=1)
+    ui.save_screenshot(page, "real-inside-classic")
