@@ -41,9 +41,12 @@ def test_the_inside_page_opens_a_run_and_computes_its_views(app: AppTest, run_id
     _click(app, "Compute layer probes")
     assert any("nearest-neighbour" in caption.value for caption in app.caption)
     _click(app, "Compute the embedding")
-    assert any("Click a point" in caption.value for caption in app.caption)
+    assert any("Hover over a point" in caption.value for caption in app.caption)
     assert app.radio(key="inside_projection").options == ["PCA", "t-SNE"]
-    assert len(app.get("plotly_chart")) == 2  # probes and the embedding
+    assert len(app.get("plotly_chart")) == 1  # the probes
+    (projector,) = app.get("vega_lite_chart")
+    spec = str(projector.proto)
+    assert "data:image/jpeg;base64," in spec  # the hover thumbnails, one per image
 
 
 def test_a_link_opens_its_runs_and_names_an_unknown_one(app: AppTest, run_id: str) -> None:

@@ -3,6 +3,7 @@ page shows and the CLI writes as PNG)."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import cv2
@@ -59,3 +60,20 @@ def write_png(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise ValueError(f"cannot encode {path.name} as PNG")
     write_bytes_atomic(path, encoded.tobytes())
+
+
+THUMBNAIL = 64  # pixels of the projector's hover thumbnails
+THUMBNAIL_QUALITY = 75  # JPEG: a few KB each, so 816 of them stay about a megabyte
+
+
+def thumbnail_url(image: np.ndarray, size: int = THUMBNAIL) -> str:
+    """A small JPEG of a decoded slice (grey or RGB, any dtype) as a data URL, for a tooltip."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+    grey = grey.astype(np.float32)
+    low, high = float(grey.min()), float(grey.max())
+    scaled = ((grey - low) / (high - low) * 255 if high > low else grey * 0).astype(np.uint8)
+    small = cv2.resize(scaled, (size, size), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
+    if not ok:
+        raise ValueError("cannot encode a thumbnail")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")

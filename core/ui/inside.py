@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -20,7 +21,7 @@ from core.inference.explain import DEFAULT_CAM_METHOD, METHOD_CAPTIONS, overlay
 from core.inspection.layers import filter_grid, first_convolution
 from core.inspection.maps import feature_maps
 from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
-from core.inspection.render import filter_image
+from core.inspection.render import filter_image, thumbnail_url
 from core.inspection.sanity import sanity_checks
 from core.inspection.store import preferred_method, read_section, stored_sanity
 from core.runs.registry import RunInfo
@@ -34,6 +35,19 @@ SPLIT_LABELS = {
     "unseen_scan_test": "unseen-scan test",
 }
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+PICKED = "picked"  # the projector's click selection
+
+
+@st.cache_data(show_spinner="Making thumbnails...", max_entries=8)
+def thumbnails(root: str, paths: tuple[str, ...]) -> list[str]:
+    """Each image's hover thumbnail as a data URL ('' for a file that no longer reads)."""
+    urls = []
+    for relative in paths:
+        try:
+            urls.append(thumbnail_url(read_image(Path(root) / relative).pixels))
+        except ImageReadError:
+            urls.append("")
+    return urls
 
 
 def show_filters(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
@@ -189,24 +203,34 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
     methods = [m for m in record.get("methods", ["pca", "tsne"]) if f"{m}_x" in frame]
     method = right.radio("Projection", methods, format_func=PROJECTIONS.get, horizontal=True,
                          key="inside_projection")  # fmt: skip
+    assert info.config is not None
     frame["shown"] = np.where(frame["correct"], "right", "wrong")
-    figure = px.scatter(
-        frame, x=f"{method}_x", y=f"{method}_y", color="label", symbol="shown",
-        symbol_map={"right": "circle", "wrong": "x"}, hover_data=["path", "predicted"],
-        custom_data=["path"],
+    frame["image"] = thumbnails(str(info.config.data.root), tuple(frame["path"]))
+    picked = alt.selection_point(name=PICKED, fields=["path"], on="click")
+    chart = (
+        alt.Chart(frame)
+        .mark_point(filled=True, size=45)
+        .encode(
+            x=alt.X(f"{method}_x:Q", title=None),
+            y=alt.Y(f"{method}_y:Q", title=None),
+            color=alt.Color("label:N", title="true class"),
+            shape=alt.Shape("shown:N", title="prediction",
+                            scale=alt.Scale(domain=["right", "wrong"], range=["circle", "cross"])),
+            tooltip=["image", "path", "label", "predicted"],  # vega-tooltip draws "image"
+        )
+        .add_params(picked)
+        .properties(height=480)
     )  # fmt: skip
-    figure.update_layout(height=480, margin={"t": 30, "b": 10}, xaxis_title="", yaxis_title="")
-    event = st.plotly_chart(
-        figure, width="stretch", key="inside_embedding_chart", on_select="rerun",
-        selection_mode="points",
-    )  # fmt: skip
+    event = st.altair_chart(chart, width="stretch", key="inside_embedding_chart",
+                            on_select="rerun", selection_mode=PICKED)  # fmt: skip
     st.caption(
         f"{record['n']} {SPLIT_LABELS[split]} images, {labels[info.run_id]}'s last-stage features; "
-        f"x: misclassified ({(~frame['correct']).sum()}). Click a point to open its image."
+        f"crosses: misclassified ({(~frame['correct']).sum()}). Hover over a point for its "
+        "image; click it to open the image with its prediction and map."
     )
-    points = event.selection.points if event else []
+    points = event.selection.get(PICKED, []) if event else []
     if points:
-        show_point(info, points[0]["customdata"][0])
+        show_point(info, points[0]["path"])
 
 
 def show_point(info: RunInfo, relative_path: str) -> None:

@@ -139,9 +139,26 @@ def compute_probes_and_embedding(page: Page, runs: int) -> None:
     ui.button(page, f"Compute layer probes for {runs} run(s)").click()
     expect(main).to_contain_text("nearest-neighbour", timeout=AUDIT_TIMEOUT_MS)
     ui.button(page, "Compute the embedding").click()
-    expect(main).to_contain_text("Click a point", timeout=AUDIT_TIMEOUT_MS)
+    expect(main).to_contain_text("Hover over a point", timeout=AUDIT_TIMEOUT_MS)
     ui.wait_for_elements(page)
     ui.expect_no_exception(page)
+
+
+def hover_a_projected_point(page: Page) -> tuple[float, float]:
+    """Move the mouse over the embedding projector until a point's tooltip shows its image;
+    where it did. The points are drawn on a canvas, so a grid of positions is swept."""
+    chart = ui.main(page).get_by_test_id("stVegaLiteChart").first
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    assert box is not None
+    thumbnail = page.locator("#vg-tooltip-element img")
+    for row in range(5, 95, 3):
+        for column in range(5, 90, 3):
+            x, y = box["x"] + box["width"] * column / 100, box["y"] + box["height"] * row / 100
+            page.mouse.move(x, y)
+            if thumbnail.count() and thumbnail.first.is_visible():
+                return x, y
+    raise AssertionError("no point of the projector showed a thumbnail")
 
 
 def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
@@ -160,6 +177,12 @@ def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
     )
     expect(stage_captions).to_have_count(2)
     compute_probes_and_embedding(page, runs=2)
+    x, y = hover_a_projected_point(page)
+    src = page.locator("#vg-tooltip-element img").first.get_attribute("src") or ""
+    assert src.startswith("data:image/jpeg;base64,")
+    page.mouse.click(x, y)  # opens the image with its prediction and map
+    expect(main.get_by_test_id("stImageCaption").filter(has_text="predicted ")).to_be_visible()
+    ui.expect_no_exception(page)
     ui.save_screenshot(page, "real-inside-pair")
 
     # The tutorial CNN too: its filters, feature maps, probes and embedding.
