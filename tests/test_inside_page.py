@@ -34,10 +34,18 @@ def test_the_inside_page_opens_a_run_and_computes_its_views(app: AppTest, run_id
     assert images[0] == "input channel: grey"  # the filter grid of a 1-channel model
     strips = [caption for caption in images if "input pixels" in caption]
     assert len(strips) == 5, images  # the first test image, every stage of cnn_fast
+    app.selectbox(key=f"inside_closer_{run_id}").set_value(2).run()
+    closer = [
+        i.proto.imgs[0].caption
+        for i in app.get("image")
+        if "input pixels" in i.proto.imgs[0].caption
+    ]
+    assert len(closer) == 6 and closer[-1] == closer[1]  # stage 2 again, with more channels
     label = app.selectbox(key="inside_image_class").value
     app.number_input(key=f"inside_image_number_{label}").set_value(2).run()
     assert not app.exception, app.exception
-    assert len([i for i in app.get("image") if "input pixels" in i.proto.imgs[0].caption]) == 5
+    # Every stage of the new image, and the closer look at stage 2 kept.
+    assert len([i for i in app.get("image") if "input pixels" in i.proto.imgs[0].caption]) == 6
     _click(app, "Compute layer probes")
     assert any("nearest-neighbour" in caption.value for caption in app.caption)
     _click(app, "Compute the embedding")

@@ -18,6 +18,7 @@ from core.config import ModelConfig
 from core.inference.predictor import Predictor
 from core.inspection import probes
 from core.inspection.layers import filter_grid, receptive_fields, stage_names, stage_outputs
+from core.inspection.render import GAP, TILE, map_tiles, wrap_tiles
 from core.inspection.sanity import (
     RANDOMISATION_LIMIT,
     cam_function,
@@ -185,3 +186,15 @@ def test_the_classify_note_says_when_a_method_fails(tmp_path: Path) -> None:
     failing, trusted = method_sanity_note(tmp_path, "layercam")
     assert not trusted and "FAILS the randomisation test" in failing and "70% of the map" in failing
     assert method_sanity_note(tmp_path, "hirescam") is None
+
+
+def test_a_long_strip_of_maps_wraps_into_rows_of_whole_maps() -> None:
+    output = torch.arange(20 * 4 * 4, dtype=torch.float32).reshape(1, 20, 4, 4)
+    strip = map_tiles(output, list(range(20)))
+    assert strip.shape == (TILE, 20 * TILE + 19 * GAP, 3)
+    wrapped = wrap_tiles(strip, per_row=8)
+    rows = 3  # 8 + 8 + 4 maps, a white gap between rows
+    assert wrapped.shape[0] == rows * TILE + (rows - 1) * 4
+    assert wrapped.shape[1] == 8 * (TILE + GAP)  # the widest row, with its trailing gap
+    assert (wrapped[:TILE, : 8 * (TILE + GAP)] == strip[:, : 8 * (TILE + GAP)]).all()
+    assert (wrapped[-TILE:, 4 * (TILE + GAP) :] == 255).all()  # the short last row padded white

@@ -14,6 +14,7 @@ from core.atomic_files import write_bytes_atomic
 
 TILE = 64  # pixels per feature map in the strip
 GAP_VALUE = 255  # the white between kernels and maps
+GAP = 2  # pixels of white between two maps of a strip
 
 
 def filter_image(grid: np.ndarray, scale: int = 8) -> np.ndarray:
@@ -36,8 +37,15 @@ def map_tiles(output: torch.Tensor, channels: list[int], tile: int = TILE) -> np
         grey = (scaled * 255).astype(np.uint8)
         grey = cv2.resize(grey, (tile, tile), interpolation=cv2.INTER_NEAREST)
         tiles.append(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS)[..., ::-1])
-        tiles.append(np.full((tile, 2, 3), GAP_VALUE, np.uint8))
+        tiles.append(np.full((tile, GAP, 3), GAP_VALUE, np.uint8))
     return np.concatenate(tiles[:-1], axis=1) if tiles else np.zeros((tile, 0, 3), np.uint8)
+
+
+def wrap_tiles(tiles: np.ndarray, per_row: int, tile: int = TILE) -> np.ndarray:
+    """A strip from `map_tiles` broken into rows of `per_row` maps, one under the other."""
+    step = per_row * (tile + GAP)
+    rows = [tiles[:, start : start + step] for start in range(0, tiles.shape[1], step)]
+    return stack_rows(rows)
 
 
 def stack_rows(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:

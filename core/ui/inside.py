@@ -21,7 +21,7 @@ from core.inference.explain import DEFAULT_CAM_METHOD, METHOD_CAPTIONS, overlay
 from core.inspection.layers import filter_grid, first_convolution
 from core.inspection.maps import feature_maps
 from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
-from core.inspection.render import filter_image, thumbnail_url
+from core.inspection.render import filter_image, thumbnail_url, wrap_tiles
 from core.inspection.sanity import sanity_checks
 from core.inspection.store import preferred_method, read_section, stored_sanity
 from core.runs.registry import RunInfo
@@ -127,11 +127,26 @@ def choose_image(info: RunInfo) -> tuple[str, np.ndarray] | None:
         return None
 
 
+CLOSER_CHANNELS = 32  # channels shown for the one stage looked at more closely
+
+
 def show_feature_maps(info: RunInfo, image: np.ndarray) -> None:
-    """The image's most active channels at every stage, with size and receptive field."""
+    """The image's most active channels at every stage, with size and receptive field; and
+    more channels of one chosen stage."""
     predictor = load_predictor(info.run_id)
-    for stage in feature_maps(predictor, image):
+    stages = feature_maps(predictor, image)
+    for stage in stages:
         st.image(stage.tiles, caption=stage.caption)
+    names = {stage.info.index: f"stage {stage.info.index} ({stage.info.name})" for stage in stages}
+    chosen = st.selectbox(
+        f"Look closer: the {CLOSER_CHANNELS} most active channels of", [None, *names],
+        format_func=lambda index: "(choose a stage)" if index is None else names[index],
+        key=f"inside_closer_{info.run_id}",
+    )  # fmt: skip
+    if chosen is not None:
+        closer = feature_maps(predictor, image, per_stage=CLOSER_CHANNELS)
+        stage = next(item for item in closer if item.info.index == chosen)
+        st.image(wrap_tiles(stage.tiles, per_row=8), caption=stage.caption)
 
 
 def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
