@@ -126,6 +126,15 @@ def test_table_lists_every_run_with_its_status(app: AppTest, made: Runs) -> None
     assert set(runs_table(app).index) == {made.damaged_config, made.no_weights}
 
 
+def test_the_runs_table_leads_with_the_scores(app: AppTest, made: Runs) -> None:
+    shown = list(app.dataframe[0].proto.column_order)
+    assert shown[:4] == ["name", "model", "status", "test_accuracy"]
+    configuration = shown.index("augmentation")
+    assert all(shown.index(score) < configuration for score in (
+        "duplicate_free_test_accuracy", "unseen_scan_test_accuracy", "best_val_accuracy",
+    ))  # fmt: skip
+
+
 def test_two_evaluated_runs_show_charts_and_details(app: AppTest, made: Runs) -> None:
     app.multiselect(key="compare_runs").set_value([made.first, made.second]).run()
     assert not app.exception

@@ -44,13 +44,17 @@ from core.ui.run_management import SELECTION_KEY, run_summary
 
 EVALUATION_REPORT_KEY = "_compare_evaluation_report"
 
+# The answer first: which run (and whether it finished), its scores (official test, then its
+# stricter twins with their intervals, external sets after the unseen-scan ones), then what the
+# run cost and how it was configured.
 TABLE_COLUMNS = [
-    "name", "status", "model", "family", "pretrained", "freeze", "image_size", "augmentation",
-    "epochs", "parameters", "train_seconds", "images_per_second", "best_val_accuracy",
-    "best_val_loss", "test_accuracy", "test_low", "test_high", "duplicate_free_test_accuracy",
+    "name", "model", "status", "test_accuracy", "test_low", "test_high",
+    "duplicate_free_test_accuracy",
     "duplicate_free_test_low", "duplicate_free_test_high", "duplicate_free_test_balanced_accuracy",
     "unseen_scan_test_accuracy", "unseen_scan_test_low", "unseen_scan_test_high",
-    "unseen_scan_test_balanced_accuracy", "unseen_scan_test_n", "test_macro_f1", "test_ece",
+    "unseen_scan_test_balanced_accuracy", "unseen_scan_test_n", "best_val_accuracy",
+    "test_macro_f1", "test_ece", "train_seconds", "family", "pretrained", "freeze",
+    "image_size", "augmentation", "epochs", "parameters", "images_per_second", "best_val_loss",
     "tags", "created", "run",
 ]  # fmt: skip
 

@@ -10,19 +10,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS
 from core.evaluation.run_selection import split_label
 from core.runs.metrics_records import SplitReport, StressRecord
+from core.ui.palette import colour, symbol
 
-RUN_COLOURS = qualitative.Plotly
-
-
-def colour(position: int) -> str:
-    """The colour of the n-th selected run, the same in every chart."""
-    return RUN_COLOURS[position % len(RUN_COLOURS)]
+DASHES = ("solid", "dash", "dot", "dashdot")  # ROC curves have no markers: a dash per run
 
 
 def history_frame(history: Sequence[dict]) -> pd.DataFrame:
@@ -62,6 +57,7 @@ def curves_chart(histories: dict[str, Sequence[dict]], *, over_time: bool = Fals
                     x=x, y=frame[column], mode="lines+markers", name=label,
                     legendgroup=label, showlegend=column == "val_loss",
                     line={"color": colour(position), "dash": "dot" if training else "solid"},
+                    marker={"symbol": symbol(position)},
                     hovertemplate=f"{label}<br>{column}: %{{y:.4f}}<extra></extra>",
                 ),
                 row=1, col=panel,
@@ -78,10 +74,12 @@ def curves_chart(histories: dict[str, Sequence[dict]], *, over_time: bool = Fals
 def split_accuracy_chart(
     reports: dict[str, dict[str, SplitReport | None]], splits: Sequence[str] = SPLITS
 ) -> go.Figure:
-    """Accuracy of each run on each split (and external set), with its bootstrap 95% interval
-    as error bars."""
+    """Accuracy of each run on each split (and external set) as a dot with its bootstrap 95%
+    interval, runs side by side within a split, on an axis that spans the intervals: on a 0-100%
+    axis, 97% and 99% looked the same."""
     figure = go.Figure()
     labels = [split_label(split) for split in splits]
+    ends: list[float] = []
     for position, (run_label, by_split) in enumerate(reports.items()):
         values, above, below = [], [], []
         for split in splits:
@@ -91,20 +89,39 @@ def split_accuracy_chart(
             values.append(value)
             above.append(high - value if value is not None and high is not None else None)
             below.append(value - low if value is not None and low is not None else None)
+            ends += [end for end in (low, high) if end is not None]
         figure.add_trace(
-            go.Bar(
-                x=labels, y=values, name=run_label, marker_color=colour(position),
-                error_y={"type": "data", "symmetric": False, "array": above, "arrayminus": below},
+            go.Scatter(
+                x=labels, y=values, name=run_label, mode="markers",
+                marker={"color": colour(position), "size": 11, "symbol": symbol(position)},
+                error_y={"type": "data", "symmetric": False, "array": above, "arrayminus": below,
+                         "thickness": 2, "width": 6},
                 hovertemplate=f"{run_label}<br>%{{x}}: %{{y:.1%}}<extra></extra>",
             )
         )  # fmt: skip
+    low, high = accuracy_axis_range(ends)
     figure.update_layout(
-        barmode="group",
+        scattermode="group",
         height=360,
         margin={"t": 30, "b": 10},
-        yaxis={"title": "accuracy (95% interval)", "tickformat": ".0%", "range": [0, 1.05]},
-    )
+        yaxis={"title": "accuracy (95% interval)", "range": [low, high],
+               "tickformat": ".1%" if high - low < 0.1 else ".0%"},
+    )  # fmt: skip
     return figure
+
+
+def accuracy_axis_range(ends: Sequence[float]) -> tuple[float, float]:
+    """An accuracy axis that shows every interval with a little room, at least 2 points tall,
+    never below 0 or far above 100%."""
+    if not ends:
+        return 0.0, 1.05
+    low, high = min(ends), max(ends)
+    room = max((high - low) * 0.1, 0.005)
+    low, high = max(0.0, low - room), min(1.0, high) + room
+    if high - low < 0.02:
+        middle = (high + low) / 2
+        low, high = max(0.0, middle - 0.01), middle + 0.01
+    return low, high
 
 
 def accuracy_time_chart(table: pd.DataFrame, highlighted: Iterable[str] = ()) -> go.Figure:
@@ -113,7 +130,7 @@ def accuracy_time_chart(table: pd.DataFrame, highlighted: Iterable[str] = ()) ->
     rows = table.dropna(subset=["train_seconds"])
     highlighted = set(highlighted)
     markers = (("test", "circle"), ("duplicate_free_test", "diamond"), ("unseen_scan_test", "x"))
-    for split, symbol in markers:
+    for split, marker in markers:
         points = rows.dropna(subset=[f"{split}_accuracy"])
         accuracy = points[f"{split}_accuracy"]
         sizes = [14 if run_id in highlighted else 9 for run_id in points["run"]]
@@ -127,7 +144,7 @@ def accuracy_time_chart(table: pd.DataFrame, highlighted: Iterable[str] = ()) ->
             go.Scatter(
                 x=points["train_seconds"], y=accuracy, mode="markers", name=SPLIT_LABELS[split],
                 text=points["name"] + " · " + points["model"].fillna("?").astype(str),
-                marker={"symbol": symbol, "size": sizes}, error_y=error,
+                marker={"symbol": marker, "size": sizes}, error_y=error,
                 hovertemplate="%{text}<br>%{y:.1%} after %{x:.0f} s<extra></extra>",
             )
         )  # fmt: skip
@@ -211,7 +228,7 @@ def roc_chart(reports: dict[str, SplitReport], classes: Sequence[str]) -> go.Fig
                 go.Scatter(
                     x=curve.get("fpr"), y=curve.get("tpr"), mode="lines", name=label,
                     legendgroup=label, showlegend=index == 0,
-                    line={"color": colour(position)},
+                    line={"color": colour(position), "dash": DASHES[position % len(DASHES)]},
                 ),
                 row=row, col=column,
             )  # fmt: skip
@@ -270,6 +287,7 @@ def stress_chart(records: dict[str, StressRecord]) -> go.Figure:
                     y=[point.accuracy for point in points],
                     mode="lines+markers", name=label, legendgroup=label,
                     showlegend=index == 0, line={"color": colour(position)},
+                    marker={"symbol": symbol(position), "size": 8},
                     hovertemplate=f"{label}<br>{name} %{{x}}: %{{y:.1%}}<extra></extra>",
                 ),
                 row=row, col=column,

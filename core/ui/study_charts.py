@@ -8,9 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from core.runs.records import EpochRecord
+from core.ui.palette import colour as _colour
+from core.ui.palette import symbol as _symbol
+from core.ui.palette import translucent as _translucent
 
 PERCENT_METRICS_SUFFIXES = ("accuracy", "macro_f1", "generalization_gap")
 BANDS = {
@@ -22,15 +24,6 @@ BANDS = {
 def is_percent(metric: str) -> bool:
     """Whether the metric is a share (drawn in percent)."""
     return metric.endswith(PERCENT_METRICS_SUFFIXES)
-
-
-def _colour(index: int) -> str:
-    return qualitative.Plotly[index % len(qualitative.Plotly)]
-
-
-def _translucent(colour: str, alpha: float = 0.18) -> str:
-    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({red},{green},{blue},{alpha})"
 
 
 def data_efficiency_chart(
@@ -71,6 +64,7 @@ def data_efficiency_chart(
         figure.add_trace(go.Scatter(
             x=x, y=rows[f"{metric}_mean"] * scale, mode="lines+markers", name=name,
             line={"color": colour, "width": 2}, legendgroup=name, hovertext=hover,
+            marker={"symbol": _symbol(index), "size": 9},
             hoverinfo="text",
         ))  # fmt: skip
         points = cells[(cells["setting"] == name) & (cells["state"] == "completed")]
