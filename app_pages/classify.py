@@ -16,18 +16,23 @@ from core.inspection.store import preferred_method
 from core.runs.layout import RunError
 from core.ui.classify import (
     best_run_index,
+    decode_samples,
     decode_uploads,
     explain_slice,
+    format_probability,
     load_predictor,
     method_sanity_note,
     predict_slices,
+    sample_choices,
     show_upload_gallery,
     usable_runs,
 )
+from core.ui.datasets import selected_dataset_dir
 from core.ui.downloads import csv_download
 from core.ui.images import displayable
 
 GALLERY_OPEN_UP_TO = 24  # more uploads than this start with the gallery folded
+RUN_QUERY_KEY = "run"
 
 st.title("Classify")
 st.caption("A research and teaching tool, not a medical device: predictions are not diagnoses.")
@@ -38,13 +43,17 @@ if not candidates:
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
+wanted = st.query_params.get(RUN_QUERY_KEY)  # ?run=RUN_ID: a link to this run
+if wanted and wanted not in {choice.run_id for choice in candidates}:
+    st.warning(f"No completed run {wanted!r} to classify with: showing the best one instead.")
 run = st.selectbox(
     "Model (run)",
     candidates,
-    index=best_run_index(candidates),
+    index=best_run_index(candidates, wanted),
     format_func=lambda info: info.label,
     key="classify_run",
 )
+st.query_params[RUN_QUERY_KEY] = run.run_id  # the address names the run shown
 try:
     predictor = load_predictor(run.run_id)
 except RunError as error:  # a run whose files do not fit together: say so, let another be chosen
@@ -56,13 +65,28 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
     key="classify_uploads",
 )
-if not uploads:
+dataset_root = selected_dataset_dir()
+samples = sample_choices(dataset_root)
+picked: list[str] = []
+if samples:
+    picked = st.pills(
+        "Or try samples: test images of the dataset, named by their true class",
+        list(samples), selection_mode="multi", key="classify_samples",
+    ) or []  # fmt: skip
+if not uploads and not picked:
     st.stop()
 
-images, problems = decode_uploads(uploads)
+sampled, true_classes = decode_samples(dataset_root, picked, samples)
+uploaded, problems, copies = decode_uploads(uploads or [])
+images = {**sampled, **uploaded}
 if problems:
     st.error(f"{len(problems)} file(s) could not be read; the others are classified below.")
     st.dataframe(pd.DataFrame(problems), hide_index=True, width="stretch")
+if copies:
+    st.info(
+        f"{len(copies)} upload(s) repeat an earlier file byte for byte and are shown once: "
+        + ", ".join(f"{name} (= {first})" for name, first in copies)
+    )
 if not images:
     st.stop()
 
@@ -75,7 +99,11 @@ if len(predictions) > 1:
         ]
     )
     st.subheader(f"{len(predictions)} images")
-    st.dataframe(table, hide_index=True, width="stretch")
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(
+        table, hide_index=True, width="stretch",
+        column_config={name: percent for name in ["confidence", *predictor.classes]},
+    )  # fmt: skip
     csv_download(
         "Download the results (CSV)", table, file_name="predictions.csv", key="classify_download"
     )
@@ -87,7 +115,13 @@ prediction, pixels = predictions[chosen], images[chosen]
 left, right = st.columns([3, 2])
 with right:
     st.metric("Predicted class", prediction.predicted)
-    st.caption(f"probability {prediction.confidence:.1%} (run `{run.run_id}`)")
+    st.caption(f"probability {format_probability(prediction.confidence)} (run `{run.run_id}`)")
+    if chosen in true_classes:
+        truth = true_classes[chosen]
+        verdict = "right" if truth == prediction.predicted else "wrong"
+        st.caption(
+            f"True class (the dataset's folder): **{truth}**, so the prediction is {verdict}."
+        )
     for warning in prediction.warnings:
         if warning.startswith("looks unlike"):
             # Measured as an error detector, this note flagged right predictions about as often
@@ -105,10 +139,13 @@ with right:
     chart = px.bar(
         x=list(prediction.probabilities.values()),
         y=list(prediction.probabilities),
+        text=[format_probability(value) for value in prediction.probabilities.values()],
         orientation="h",
-        range_x=[0, 1],
+        range_x=[0, 1.15],  # room for the label beside a bar at 100%
         labels={"x": "probability", "y": "class"},
     )
+    chart.update_traces(textposition="outside", cliponaxis=False)
+    chart.update_xaxes(tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
     chart.update_layout(height=240, margin={"t": 10, "b": 10})
     st.plotly_chart(chart, width="stretch")
     # The run's own sanity checks choose the default method where they were measured.

@@ -1,29 +1,41 @@
-"""Home: what the workbench does and the dataset in use."""
+"""Home: the workflow from a dataset to an explained prediction, each step's state read from
+disk and one button to the next useful action."""
 
 import streamlit as st
 
-from core.ui.datasets import current_dataset
+from core.runs.registry import list_runs
+from core.ui.datasets import audit_is_ready, current_dataset
+from core.ui.home import next_step, runs_of, workflow_steps
 from core.ui.sidebar import synthetic_notice
+from core.ui.training import job_manager
 
 st.title("Brain Tumor Workbench")
 st.markdown(
     "Classify brain MRI slices (glioma, meningioma, pituitary tumour, no tumour) and find out "
-    "how well, and why, a model does it: audit the dataset for leakage, train custom CNNs and "
-    "transfer-learning models, compare runs honestly, and see where a model looks."
+    "how well, and why, a model does it: is a custom CNN trained from scratch or a pretrained "
+    "transfer model the better choice with limited medical data, and does it hold up outside "
+    "the dataset it came from?"
 )
 
 dataset = current_dataset()
-if dataset is not None:
-    if dataset.synthetic:
-        synthetic_notice(dataset)
-    counts = dataset.counts()
-    columns = st.columns(len(counts) + 2)
-    columns[0].metric("Images", f"{len(dataset.frame):,}")
-    columns[1].metric("Classes", len(dataset.classes))
-    for column, (split, per_class) in zip(columns[2:], counts.items(), strict=True):
-        column.metric(f"{split} split", f"{sum(per_class.values()):,}")
-    st.caption(f"Dataset: `{dataset.root}` ({dataset.layout} layout)")
+if dataset is None:
+    st.page_link("app_pages/dataset.py", label="Choose a dataset", icon=":material/photo_library:")
+    st.stop()
+if dataset.synthetic:
+    synthetic_notice(dataset)
 
-st.page_link(
-    "app_pages/dataset.py", label="Browse and audit the dataset", icon=":material/photo_library:"
-)
+steps = workflow_steps(
+    images=len(dataset.frame), classes=len(dataset.classes), audited=audit_is_ready(dataset),
+    runs=runs_of(list_runs(), dataset.root), running=job_manager().active(),
+)  # fmt: skip
+upcoming = next_step(steps)
+for number, step in enumerate(steps):
+    text, action = st.columns([4, 1], vertical_alignment="center")
+    mark = ":material/check_circle:" if step.done else ":material/radio_button_unchecked:"
+    text.markdown(f"{mark} **{number + 1}. {step.title}**  \n{step.state}")
+    if action.button(
+        step.action, key=f"home_step_{number}", width="stretch",
+        type="primary" if number == upcoming else "secondary",
+    ):  # fmt: skip
+        st.switch_page(step.page, query_params=step.query or None)
+st.caption(f"Dataset: `{dataset.root}` ({dataset.layout} layout).")

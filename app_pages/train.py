@@ -12,6 +12,7 @@ from core.training.recipes import (
     AUTO,
     NO_RECIPE,
     RECIPE_SUMMARIES,
+    RECOMMENDED_MODEL,
     ROBUST,
     recipe_choices,
     recipe_name,
@@ -93,8 +94,9 @@ def show_live_job(run_id: str) -> None:
             columns[3].metric("Training time", format_seconds(result.train_seconds))
             st.caption(f"Weights: {result.weights_source}. Run folder: `{result.run_dir}`")
             st.page_link(
-                "app_pages/classify.py", label="Classify scans with it", icon=":material/neurology:"
-            )
+                "app_pages/classify.py", label="Classify scans with it",
+                icon=":material/neurology:", query_params={"run": result.run_id},
+            )  # fmt: skip
             st.page_link(
                 "app_pages/compare.py",
                 label="Compare it with other runs",
@@ -133,8 +135,9 @@ st.subheader("New training run")
 catalogue = shared_memo().get(("model-choices",), model_choices)
 names = [entry.name for entry in catalogue]
 name = st.selectbox(
-    "Model", names, key="train_model", format_func=lambda n: catalogue[names.index(n)].label
-)
+    "Model", names, key="train_model", format_func=lambda n: catalogue[names.index(n)].label,
+    index=names.index(RECOMMENDED_MODEL) if RECOMMENDED_MODEL in names else 0,
+)  # fmt: skip
 entry = catalogue[names.index(name)]
 st.caption(entry.description)
 if entry.supports_pretrained and not entry.weights_available:

@@ -499,8 +499,13 @@ def test_the_classify_page_takes_every_case_in_one_upload(
         else f"{case.name}.png": case.data
         for case in CASES
     }
+    # A file that repeats an earlier one byte for byte is classified once (and named so).
+    first_with: dict[bytes, str] = {}
+    repeats = [name for name, data in uploads.items() if first_with.setdefault(data, name) != name]
     expected_slices = {}
     for name, data in uploads.items():
+        if name in repeats:
+            continue
         with contextlib.suppress(ImageReadError):
             expected_slices[name] = [label for label, _ in read_slices(data, name=name)]
     app = AppTest.from_file(str(PROJECT_ROOT / "Home.py"), default_timeout=TIMEOUT).run()
@@ -510,7 +515,9 @@ def test_the_classify_page_takes_every_case_in_one_upload(
         app.get("file_uploader")[0].set_value(files).run()
     assert not app.exception
     problems = app.dataframe[0].value
-    assert list(problems["file"]) == [name for name in uploads if name not in expected_slices]
+    unreadable = [name for name in uploads if name not in expected_slices and name not in repeats]
+    assert list(problems["file"]) == unreadable
+    assert repeats and any(f"{len(repeats)} upload(s) repeat" in info.value for info in app.info)
     assert len(problems) >= 150
     assert problems["problem"].map(lambda text: bool(text) and "\n" not in text).all()
     assert any(f"{len(problems)} file(s) could not be read" in error.value for error in app.error)

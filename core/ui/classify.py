@@ -11,12 +11,14 @@ from typing import Any, Protocol
 import numpy as np
 import streamlit as st
 
+from core.data.discovery import DatasetError
 from core.imaging.pixels import ImageReadError
-from core.imaging.reader import read_slices
+from core.imaging.reader import read_image, read_slices
 from core.inference.explain import Explanation
 from core.inference.predictor import Prediction, Predictor
 from core.inspection.store import stored_sanity
 from core.runs.registry import list_runs
+from core.ui.datasets import test_images_by_class
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
 
@@ -50,8 +52,12 @@ def usable_runs() -> list[RunChoice]:
     return choices
 
 
-def best_run_index(choices: list[RunChoice]) -> int:
-    """Position of the run with the best validation accuracy (the default choice)."""
+def best_run_index(choices: list[RunChoice], wanted: str | None = None) -> int:
+    """Position of the run `wanted` (a link's run id) when it is listed, else of the run with
+    the best validation accuracy (the default choice)."""
+    for index, choice in enumerate(choices):
+        if choice.run_id == wanted:
+            return index
     scores = [
         choice.val_accuracy if choice.val_accuracy is not None else -1.0 for choice in choices
     ]
@@ -88,8 +94,10 @@ def load_predictor(run_id: str) -> Predictor:
 
 def decode_uploads(
     uploads: Sequence[Upload],
-) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
-    """Slices to classify (name -> pixels; every frame of a multi-frame file) and unreadable files.
+) -> tuple[dict[str, np.ndarray], list[dict[str, str]], list[tuple[str, str]]]:
+    """Slices to classify (name -> pixels; every frame of a multi-frame file), unreadable
+    files, and uploads that repeat an earlier one byte for byte (name, the earlier name): those
+    are classified once.
 
     Decoded once per upload and session: widget changes (opacity, method) rerun the page, and
     re-decoding a stack of DICOMs on each of them made the sliders lag.
@@ -97,10 +105,17 @@ def decode_uploads(
     cache: dict[tuple[str, str], Any] = st.session_state.setdefault("_classify_decoded", {})
     slices: dict[str, np.ndarray] = {}
     problems: list[dict[str, str]] = []
+    copies: list[tuple[str, str]] = []
+    first_of: dict[str, str] = {}  # content digest -> the first upload's name
     live = set()
     for upload in uploads:
         data = upload.getvalue()
-        key = (upload.name, hashlib.sha1(data).hexdigest())
+        digest = hashlib.sha1(data).hexdigest()
+        if digest in first_of:
+            copies.append((upload.name, first_of[digest]))
+            continue
+        first_of[digest] = upload.name
+        key = (upload.name, digest)
         live.add(key)
         if key not in cache:
             try:
@@ -114,7 +129,51 @@ def decode_uploads(
             slices[_unique(name, slices)] = pixels
     for stale in set(cache) - live:  # removed uploads: free their pixels
         del cache[stale]
-    return slices, problems
+    return slices, problems, copies
+
+
+SAMPLES_PER_CLASS = 2
+
+
+def sample_choices(root: Path) -> dict[str, str]:
+    """A few test images of the dataset to try with one click: label ('glioma 1') -> relative
+    path, spread evenly over each class's test images; empty when the folder is no dataset."""
+    try:
+        by_class = test_images_by_class(str(root))
+    except (DatasetError, OSError):
+        return {}
+    samples = {}
+    for label, paths in by_class.items():
+        count = min(SAMPLES_PER_CLASS, len(paths))
+        for number in range(count):
+            samples[f"{label} {number + 1}"] = paths[(2 * number + 1) * len(paths) // (2 * count)]
+    return samples
+
+
+def sample_name(label: str, relative: str) -> str:
+    """How a sample is listed: its true class first ('sample glioma 1 · Te-gl_0010.jpg')."""
+    return f"sample {label} · {Path(relative).name}"
+
+
+def decode_samples(
+    root: Path, chosen: Sequence[str], samples: dict[str, str]
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The chosen samples' pixels by listed name, and each one's true class (its folder)."""
+    slices, truth = {}, {}
+    for label in chosen:
+        relative = samples[label]
+        try:
+            pixels = read_image(root / relative).pixels
+        except ImageReadError:
+            continue  # the sample changed on disk since it was listed: leave it out
+        name = sample_name(label, relative)
+        slices[name], truth[name] = pixels, label.rsplit(" ", 1)[0]
+    return slices, truth
+
+
+def format_probability(probability: float) -> str:
+    """'97.3%', '0.4%', '<0.1%': never 1e-11."""
+    return f"{probability:.1%}" if probability >= 0.001 else "<0.1%"
 
 
 def predict_slices(predictor: Predictor, slices: dict[str, np.ndarray]) -> dict[str, Prediction]:

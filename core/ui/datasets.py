@@ -143,3 +143,15 @@ def audit_is_ready(dataset: Dataset) -> bool:
     """Whether the audit is already computed (in memory or on disk)."""
     in_memory = shared_memo().peek(("audit", dataset.fingerprint)) is not None
     return in_memory or audit.candidates_are_cached(dataset)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def test_images_by_class(root: str) -> dict[str, list[str]]:
+    """The dataset's test images by class (relative paths; every image for a flat folder),
+    found without decoding any."""
+    layout = discover(Path(root))
+    tested = [item for item in layout.files if item[2] == "test"] or list(layout.files)
+    by_class: dict[str, list[str]] = {name: [] for name in layout.classes}
+    for relative, label, _split in tested:
+        by_class.setdefault(label, []).append(relative)
+    return {label: sorted(paths) for label, paths in by_class.items() if paths}

@@ -10,11 +10,10 @@ from typing import Any
 import altair as alt
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.data.discovery import DatasetError, discover
+from core.data.discovery import DatasetError
 from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_image, read_slices
 from core.inference.explain import DEFAULT_CAM_METHOD, METHOD_CAPTIONS, overlay
@@ -26,6 +25,9 @@ from core.inspection.sanity import sanity_checks
 from core.inspection.store import preferred_method, read_section, stored_sanity
 from core.runs.registry import RunInfo
 from core.ui.classify import explain_slice, load_predictor
+from core.ui.datasets import test_images_by_class
+from core.ui.palette import colour as run_colour
+from core.ui.palette import symbol as run_symbol
 from core.ui.progress import progress_bar
 
 SPLIT_LABELS = {
@@ -78,18 +80,6 @@ def show_filters(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
 IMAGE_SOURCES = {"dataset": "a test image of the run's dataset", "upload": "an upload"}
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def test_images(root: str) -> dict[str, list[str]]:
-    """The dataset's test images by class (relative paths; every image for a flat folder),
-    found without decoding any."""
-    layout = discover(Path(root))
-    tested = [item for item in layout.files if item[2] == "test"] or list(layout.files)
-    by_class: dict[str, list[str]] = {name: [] for name in layout.classes}
-    for relative, label, _split in tested:
-        by_class.setdefault(label, []).append(relative)
-    return {label: sorted(paths) for label, paths in by_class.items() if paths}
-
-
 def choose_image(info: RunInfo) -> tuple[str, np.ndarray] | None:
     """An image for the feature maps: one of the run's dataset's test images (by class and
     number) or an upload; None (with a word why) when there is none."""
@@ -107,7 +97,7 @@ def choose_image(info: RunInfo) -> tuple[str, np.ndarray] | None:
             return None
     assert info.config is not None
     try:
-        by_class = test_images(str(info.config.data.root))
+        by_class = test_images_by_class(str(info.config.data.root))
     except DatasetError as error:
         st.warning(f"The run's dataset cannot be read ({error}); upload a slice instead.")
         return None
@@ -156,7 +146,7 @@ def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
     for index, (label, result) in enumerate(results.items()):
         stages = pd.DataFrame(result["stages"])
         depth = stages["index"] / len(stages)
-        colour = px.colors.qualitative.Plotly[index % 10]
+        colour = run_colour(index)
         hover = [f"stage {i} ({n})" for i, n in zip(stages["index"], stages["name"], strict=True)]
         for column, dash, kind in (
             ("knn_accuracy", "solid", "kNN"),
@@ -165,6 +155,7 @@ def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
             figure.add_trace(go.Scatter(
                 x=depth, y=stages[column], mode="lines+markers", name=f"{label}: {kind}",
                 line={"color": colour, "dash": dash}, hovertext=hover,
+                marker={"symbol": run_symbol(index), "size": 8},
             ))  # fmt: skip
         chance = result["chance"]
     if chance is not None:

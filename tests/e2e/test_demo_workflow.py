@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def test_first_run_shows_the_demo_dataset_and_every_page_loads(
     ui.open_page(page, demo_app.url)
     main = ui.main(page)
     expect(main.get_by_text("synthetic demo dataset")).to_be_visible()
-    expect(ui.metric(main, "Images")).to_have_text(re.compile(f"{DEMO_IMAGES}$"))
+    expect(main).to_contain_text(f"{DEMO_IMAGES} images in 4 classes")
     expect(page.locator(ui.SIDEBAR)).to_contain_text("synthetic demo")
     ui.expect_no_exception(page)
     ui.save_screenshot(page, "demo-home")
@@ -345,7 +346,7 @@ def test_two_sessions_one_trains_while_the_other_classifies_and_compares(
     expect(ui.progress_bars(other_main)).to_have_count(0)  # no job view of the other's training
     expect(ui.button(other, "Cancel")).to_have_count(0)
     expect(other_main).not_to_contain_text(training)
-    assert attached_run(other.url) is None
+    assert attached_run(other.url) == demo_runs["completed"]  # Classify's own ?run=, not the job
     ui.save_screenshot(other, "two-sessions-classify")
 
     # ... and compares: the run being trained is listed as running, nothing more.
@@ -377,6 +378,56 @@ def test_two_sessions_one_trains_while_the_other_classifies_and_compares(
 
 
 # --- Studies (last: its runs would become the best ones the tests above pick) ------------------
+
+
+def follow_home_step(page: Page, server: AppServer, number: int, path: str) -> None:
+    """From Home, press step `number`'s button and land on the page at `path`."""
+    ui.open_page(page, server.url)
+    expect(ui.main(page)).to_contain_text(f"{number + 1}. ")
+    ui.widget(page, f"home_step_{number}").get_by_role("button").click()
+    ui.expect_title(page, ui.PAGE_TITLES[path])
+    ui.wait_for_elements(page)
+
+
+def test_the_home_workflow_leads_from_a_first_visit_to_an_explained_sample(
+    demo_app: AppServer, page: Page
+) -> None:
+    """Only the buttons the pages offer: Home's steps, the audit, the recipe the Train page
+    opens on, Compare's evaluation, a Classify sample."""
+    started = time.monotonic()
+    follow_home_step(page, demo_app, 0, "dataset")
+    main = ui.main(page)
+    main.get_by_role("tab", name="Duplicates and leakage").click()
+    audit = main.get_by_role("tabpanel")
+    run_audit = ui.button(page, "Run the audit", audit)
+    if run_audit.count():
+        run_audit.click()
+    ui.metric(audit, "Duplicate-free test images").wait_for(timeout=ui.TRAINING_TIMEOUT_MS)
+
+    follow_home_step(page, demo_app, 1, "train")
+    recommended = ui.widget(page, "train_model").locator("input")
+    expect(recommended).to_have_value(re.compile(r"^cnn_fast"))  # the recommended model
+    ui.button(page, "Start training").click()
+    expect(ui.main(page).get_by_text("Classify scans with it")).to_be_visible(
+        timeout=ui.TRAINING_TIMEOUT_MS
+    )
+
+    follow_home_step(page, demo_app, 2, "compare")
+    evaluate = ui.main(page).get_by_role("button", name=re.compile(r"^Evaluate \d+ run"))
+    if evaluate.count():
+        evaluate.click()
+    expect(ui.main(page)).to_contain_text("Accuracy on each split", timeout=ui.TRAINING_TIMEOUT_MS)
+
+    follow_home_step(page, demo_app, 4, "classify")
+    ui.widget(page, "classify_samples").get_by_role("button", name="glioma 1").click()
+    captions = ui.main(page).get_by_test_id("stImageCaption")
+    expect(captions.filter(has_text=re.compile(r"where the score of"))).to_be_visible()
+    expect(ui.main(page)).to_contain_text("True class (the dataset's folder): glioma")
+    ui.expect_no_exception(page)
+    ui.save_screenshot(page, "demo-home-workflow-classified")
+    ui.open_page(page, demo_app.url)  # Home now names the best run and its scores
+    expect(ui.main(page)).to_contain_text(re.compile(r"best: .*% official"))
+    print(f"Home workflow, first visit to a classified sample: {time.monotonic() - started:.0f} s")
 
 
 def test_a_tiny_study_fills_its_cells_and_draws_its_curves(demo_app: AppServer, page: Page) -> None:

@@ -54,7 +54,7 @@ def test_dataset_page_counts_gallery_and_audit(
     total = sum(sum(per_class.values()) for per_class in on_disk.values())
     ui.open_page(page, real_app.url)
     main = ui.main(page)
-    expect(ui.metric(main, "Images")).to_contain_text(f"{total:,}")
+    expect(main).to_contain_text(f"{total:,} images in 4 classes")
     expect(main.get_by_text("synthetic demo dataset")).to_have_count(0)
     expect(page.locator(ui.SIDEBAR)).to_contain_text("real images")
     ui.expect_no_exception(page)
