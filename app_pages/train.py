@@ -44,7 +44,8 @@ dataset = page_dataset()
 
 
 def show_stored_run(run_id: str) -> None:
-    """A run this server process is not training: what its folder says."""
+    """A run this server process is not training: what its folder says, with the stored
+    reason why it stopped."""
     try:
         run = load_run(run_id)
     except RunError as error:
@@ -52,6 +53,10 @@ def show_stored_run(run_id: str) -> None:
         return
     status = "damaged" if run.damaged else run.status
     st.markdown(f"**{run.display_name}** · status **{status}**")
+    stored = run.stored_status
+    reason = stored and (stored.error or stored.message)
+    if status != "completed" and reason:
+        st.info(f"Why it stopped: {reason}", icon=":material/info:")
     for problem in run.problems:
         st.warning(problem)
     st.plotly_chart(history_chart(run.history), width="stretch")
@@ -65,12 +70,13 @@ def show_stored_run(run_id: str) -> None:
         )
 
 
-def show_live_job(run_id: str) -> None:
-    """Progress, live charts and Cancel for a job of this server (re-attached by run id)."""
+def show_live_job(run_id: str) -> bool:
+    """Progress, live charts and Cancel for a job of this server (re-attached by run id);
+    whether the job is still queued or training (False for a stored or unknown run)."""
     job = manager.get(run_id)
     if job is None:
         show_stored_run(run_id)
-        return
+        return False
     first = job.snapshot()
 
     @st.fragment(run_every=2.0 if first.active else None)
@@ -106,13 +112,16 @@ def show_live_job(run_id: str) -> None:
             st.rerun()  # a full rerun stops this fragment's timer
 
     live()
+    return first.active
 
 
 attached = st.query_params.get(RUN_QUERY_KEY)
 if attached:
     st.subheader("Run")
-    show_live_job(attached)
-    if st.button("Detach (the run keeps going)", key="detach"):
+    running = show_live_job(attached)
+    # Detaching only means something for a job that goes on training without this page.
+    label = "Detach (the run keeps going)" if running else "Close"
+    if st.button(label, key="detach"):
         st.query_params.pop(RUN_QUERY_KEY, None)
         st.rerun()
 

@@ -172,6 +172,9 @@ def test_killing_the_app_mid_training_leaves_an_interrupted_run_and_harms_nothin
     app_again.switch_page("app_pages/train.py").run()
     assert not app_again.exception
     assert any("status **interrupted**" in str(text.value) for text in app_again.markdown)
+    # The stored reason, and no "Detach (the run keeps going)" for a run that is not going.
+    assert any("Why it stopped: stopped without finishing" in i.value for i in app_again.info)
+    assert app_again.button(key="detach").label == "Close"
 
     # Nothing else was touched: the finished run is byte for byte what it was, and still loads.
     assert folder_hashes(neighbour) == neighbour_before

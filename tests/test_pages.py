@@ -263,3 +263,15 @@ def test_classify_page_rejects_empty_and_bomb_uploads_without_crashing(
     assert "empty" in problems["empty.jpg"]
     assert "pixels" in problems["bomb.png"] or "large" in problems["bomb.png"]
     assert {metric.label for metric in app.metric} == {"Predicted class"}
+
+
+def test_train_page_with_an_unknown_run_says_so_and_offers_to_close_it(app: AppTest) -> None:
+    app.run()
+    app.switch_page("app_pages/train.py")
+    app.query_params["run"] = "20990101T000000Z_nope_000000"
+    app.run()
+    assert not app.exception, app.exception
+    assert any("20990101T000000Z_nope_000000" in error.value for error in app.error)
+    assert app.button(key="detach").label == "Close"  # nothing is going on to detach from
+    app.button(key="detach").click().run()
+    assert "run" not in app.query_params
