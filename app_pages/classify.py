@@ -30,9 +30,9 @@ from core.ui.classify import (
 from core.ui.datasets import selected_dataset_dir
 from core.ui.downloads import csv_download
 from core.ui.images import displayable
+from core.ui.training import RUN_QUERY_KEY
 
 GALLERY_OPEN_UP_TO = 24  # more uploads than this start with the gallery folded
-RUN_QUERY_KEY = "run"
 
 st.title("Classify")
 st.caption("A research and teaching tool, not a medical device: predictions are not diagnoses.")

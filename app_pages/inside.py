@@ -13,8 +13,7 @@ from core.ui.inside import (
     show_probes,
     show_sanity,
 )
-
-RUN_QUERY_KEY = "run"  # ?run=A&run=B opens these runs side by side
+from core.ui.training import RUN_QUERY_KEY  # ?run=A&run=B: these runs side by side
 
 st.title("Inside the model")
 st.caption(

@@ -101,7 +101,7 @@ def show_live_job(run_id: str) -> bool:
             st.caption(f"Weights: {result.weights_source}. Run folder: `{result.run_dir}`")
             st.page_link(
                 "app_pages/classify.py", label="Classify scans with it",
-                icon=":material/neurology:", query_params={"run": result.run_id},
+                icon=":material/neurology:", query_params={RUN_QUERY_KEY: result.run_id},
             )  # fmt: skip
             st.page_link(
                 "app_pages/compare.py",

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.evaluation.evaluate import stored_evaluation
+from core.evaluation.evaluate import SPLIT_LABELS, stored_evaluation
 from core.evaluation.external import stored_externals
 from core.evaluation.stress import stored_stress
 from core.jobs import JobSnapshot
 from core.runs.registry import RunInfo
+from core.ui.training import RUN_QUERY_KEY
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,8 @@ def workflow_steps(
         compared = "no run evaluated yet: Compare evaluates runs on the test splits."
     else:
         info, accuracies = best
-        names = {"test": "official", "duplicate_free_test": "duplicate-free",
-                 "unseen_scan_test": "unseen-scan"}  # fmt: skip
-        scores = ", ".join(f"{value:.1%} {names[split]}" for split, value in accuracies.items())
-        compared = f"best: {info.display_name} ({info.model_name}), {scores} test accuracy."
+        scores = ", ".join(f"{acc:.1%} {SPLIT_LABELS[split]}" for split, acc in accuracies.items())
+        compared = f"best: {info.display_name} ({info.model_name}), accuracy {scores}."
     compare = Step("Compare runs", compared, best is not None, "Compare runs",
                    "app_pages/compare.py")  # fmt: skip
     stressed = [info for info in runs if stored_stress(info) is not None]
@@ -109,7 +108,7 @@ def workflow_steps(
         "nothing tested off-source yet: stress tests and external sets are on Compare.",
         generalized, "Stress-test on Compare", "app_pages/compare.py",
     )  # fmt: skip
-    classify_query = {"run": best[0].run_id} if best is not None else {}
+    classify_query = {RUN_QUERY_KEY: best[0].run_id} if best is not None else {}
     classify = Step(
         "Classify a slice and see where the model looked",
         "samples from the test images are one click away; uploads (JPEG, PNG, DICOM) too."

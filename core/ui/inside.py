@@ -14,11 +14,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.data.discovery import DatasetError
+from core.evaluation.evaluate import SPLIT_LABELS
 from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_image, read_slices
 from core.inference.explain import DEFAULT_CAM_METHOD, METHOD_CAPTIONS, overlay
 from core.inspection.layers import filter_grid, first_convolution
-from core.inspection.maps import feature_maps
+from core.inspection.maps import CHANNELS_PER_STAGE, feature_maps, stage_fields
 from core.inspection.probes import EMBEDDING_SPLITS, embedding, embedding_path, layer_probes
 from core.inspection.render import filter_image, thumbnail_url, wrap_tiles
 from core.inspection.sanity import sanity_checks
@@ -30,12 +31,6 @@ from core.ui.palette import colour as run_colour
 from core.ui.palette import symbol as run_symbol
 from core.ui.progress import progress_bar
 
-SPLIT_LABELS = {
-    "val": "validation",
-    "test": "official test",
-    "duplicate_free_test": "duplicate-free test",
-    "unseen_scan_test": "unseen-scan test",
-}
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 PICKED = "picked"  # the projector's click selection
 
@@ -122,20 +117,22 @@ CLOSER_CHANNELS = 32  # channels shown for the one stage looked at more closely
 
 def show_feature_maps(info: RunInfo, image: np.ndarray) -> None:
     """The image's most active channels at every stage, with size and receptive field; and
-    more channels of one chosen stage."""
+    more channels of one chosen stage (from the same forward pass)."""
     predictor = load_predictor(info.run_id)
-    stages = feature_maps(predictor, image)
-    for stage in stages:
-        st.image(stage.tiles, caption=stage.caption)
-    names = {stage.info.index: f"stage {stage.info.index} ({stage.info.name})" for stage in stages}
+    strips = st.container()  # drawn above the stage choice, filled once it is known
+    fields = stage_fields(predictor)
+    names = {stage.index: f"stage {stage.index} ({stage.name})" for stage in fields}
     chosen = st.selectbox(
         f"Look closer: the {CLOSER_CHANNELS} most active channels of", [None, *names],
         format_func=lambda index: "(choose a stage)" if index is None else names[index],
         key=f"inside_closer_{info.run_id}",
     )  # fmt: skip
+    wider = {chosen: CLOSER_CHANNELS} if chosen is not None else None
+    stages = feature_maps(predictor, image, wider=wider)
+    for stage in stages:
+        strips.image(stage.leading(CHANNELS_PER_STAGE).tiles, caption=stage.caption)
     if chosen is not None:
-        closer = feature_maps(predictor, image, per_stage=CLOSER_CHANNELS)
-        stage = next(item for item in closer if item.info.index == chosen)
+        stage = next(item for item in stages if item.info.index == chosen)
         st.image(wrap_tiles(stage.tiles, per_row=8), caption=stage.caption)
 
 

@@ -11,7 +11,7 @@ from core.jobs import JobManager, JobSnapshot
 from core.runs.registry import mark_interrupted_runs
 from core.ui.memo import shared_memo
 
-RUN_QUERY_KEY = "run"
+RUN_QUERY_KEY = "run"  # ?run=RUN_ID: the run a page opens on (Train, Classify, Inside)
 
 
 @st.cache_resource(show_spinner=False)
