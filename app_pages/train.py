@@ -1,42 +1,47 @@
 """Train: configure a run, estimate its time, launch it in the background and watch it live."""
 
+import contextlib
+
 import streamlit as st
 
-from core.config import AUGMENT_PARTS, augmentation
 from core.jobs import STUDY_JOB
 from core.models.choices import model_choices
-from core.runs.layout import RunError
-from core.runs.registry import load_run
+from core.runs.layout import MAX_RUN_NAME, RunError
+from core.runs.records import RunConfig
+from core.runs.registry import list_runs, load_run
 from core.training.estimate import estimate_epoch
-from core.training.recipes import (
-    AUTO,
-    NO_RECIPE,
-    RECIPE_SUMMARIES,
-    RECOMMENDED_MODEL,
-    ROBUST,
-    recipe_choices,
-    recipe_name,
-    recipe_options,
-)
+from core.training.recipes import RECOMMENDED_MODEL, recipe_options
 from core.training.request import make_request
 from core.ui.memo import shared_memo
 from core.ui.sidebar import page_dataset
+from core.ui.train_form import (
+    CUSTOM,
+    MODE_LABELS,
+    RECIPE_LABELS,
+    changed_settings,
+    custom_base_choice,
+    custom_start,
+    describe_recipe,
+    mode_choices,
+    option_changes,
+    recipe_record,
+    remember_custom,
+    setting_values,
+    show_recipe_record,
+    show_settings,
+    train_again,
+)
 from core.ui.training import (
     RUN_QUERY_KEY,
     format_seconds,
     history_chart,
     job_manager,
+    past_run_line,
     progress_text,
     show_job_progress,
 )
 
-RECIPE_LABELS = {AUTO: "fast recipe", ROBUST: "robust recipe", NO_RECIPE: "plain defaults"}
-
-IMAGE_SIZES = [64, 96, 112, 128, 160, 192, 224, 256]
-BATCH_SIZES = [8, 16, 32, 64, 128]
-BACKBONE_LR_SCALES = [0.05, 0.1, 0.25, 0.5, 1.0]
-OPTIMIZERS = ["adamw", "adam"]
-SCHEDULES = ["cosine", "onecycle", "constant"]
+PAST_RUNS_SHOWN = 10
 
 st.title("Train")
 manager = job_manager()
@@ -60,6 +65,7 @@ def show_stored_run(run_id: str) -> None:
     for problem in run.problems:
         st.warning(problem)
     st.plotly_chart(history_chart(run.history), width="stretch")
+    offer_train_again(run.config)
     metrics = run.metrics
     validation = metrics.val if metrics else None
     if metrics and validation and validation.accuracy is not None and validation.loss is not None:
@@ -68,6 +74,20 @@ def show_stored_run(run_id: str) -> None:
             f"{validation.accuracy:.4f}, loss {validation.loss:.4f}, trained "
             f"{format_seconds(metrics.train_seconds)}."
         )
+
+
+def offer_train_again(config: RunConfig | None) -> None:
+    """A button that fills the form below with the run's model and settings."""
+    catalogue = shared_memo().get(("model-choices",), model_choices)
+    entry = next((item for item in catalogue if config and item.name == config.model.name), None)
+    if config is None or entry is None:
+        return
+    st.button(
+        "Train again with these settings",
+        key="train_again",
+        on_click=train_again(config, entry),
+        help="Fills the form below with this run's model, recipe and settings.",
+    )
 
 
 def show_live_job(run_id: str) -> bool:
@@ -108,6 +128,10 @@ def show_live_job(run_id: str) -> bool:
                 label="Compare it with other runs",
                 icon=":material/compare_arrows:",
             )
+        if not snapshot.active:
+            # No run folder when the job failed before training started: nothing to offer.
+            with contextlib.suppress(RunError):
+                offer_train_again(load_run(run_id).config)
         if first.active and not snapshot.active:
             st.rerun()  # a full rerun stops this fragment's timer
 
@@ -140,14 +164,35 @@ if other_jobs:
                 st.query_params[RUN_QUERY_KEY] = snapshot.job_id
                 st.rerun()
 
+past_runs = [info for info in list_runs() if info.run_id != attached]
+if past_runs:
+    with st.expander(f"Past runs ({len(past_runs)})", expanded=False):
+        st.caption("The most recent first. Open one to see its curves, why it stopped, and to "
+                   "train again with its settings.")  # fmt: skip
+        for info in past_runs[:PAST_RUNS_SHOWN]:
+            left, middle, right = st.columns([4, 4, 1])
+            left.markdown(f"**{info.display_name}** · {info.model_name or '?'}")
+            middle.caption(past_run_line(info))
+            if right.button("Open", key=f"open_past_{info.run_id}"):
+                st.query_params[RUN_QUERY_KEY] = info.run_id
+                st.rerun()
+        if len(past_runs) > PAST_RUNS_SHOWN:
+            st.page_link(
+                "app_pages/compare.py",
+                label=f"All {len(past_runs)} runs on Compare",
+                icon=":material/compare_arrows:",
+            )
+
 st.subheader("New training run")
 catalogue = shared_memo().get(("model-choices",), model_choices)
-names = [entry.name for entry in catalogue]
+entries = {entry.name: entry for entry in catalogue}
+names = list(entries)
+if st.session_state.get("train_model") not in names:
+    st.session_state["train_model"] = RECOMMENDED_MODEL if RECOMMENDED_MODEL in names else names[0]
 name = st.selectbox(
-    "Model", names, key="train_model", format_func=lambda n: catalogue[names.index(n)].label,
-    index=names.index(RECOMMENDED_MODEL) if RECOMMENDED_MODEL in names else 0,
+    "Model", names, key="train_model", format_func=lambda n: entries[n].label
 )  # fmt: skip
-entry = catalogue[names.index(name)]
+entry = entries[name]
 st.caption(entry.description)
 if entry.supports_pretrained and not entry.weights_available:
     st.info(
@@ -156,163 +201,82 @@ if entry.supports_pretrained and not entry.weights_available:
         icon=":material/cloud_off:",
     )
 
-# The form starts from the same options as `python -m core train --model NAME [--recipe R]`:
-# the model's fast recipe by default, its robust one, or the plain defaults.
-# A model without a fast recipe starts from the plain defaults either way: no choice to offer.
-choices = [
-    choice
-    for choice in recipe_choices(entry.name)
-    if choice != AUTO or recipe_name(entry.name, AUTO) is not None
-]
-recipe = (
+# The same starting points as `python -m core train --model NAME [--recipe R]`: a recipe as it
+# was measured, or custom settings that start from one of them.
+modes = mode_choices(entry.name)
+mode_key = f"train_recipe_{entry.name}"
+if st.session_state.get(mode_key) not in modes:
+    st.session_state[mode_key] = modes[0]
+mode = (
     st.radio(
-        "Start from",
-        choices,
-        format_func=lambda choice: RECIPE_LABELS[choice],
+        "Recipe",
+        modes,
+        format_func=lambda choice: MODE_LABELS[choice],
         horizontal=True,
-        key=f"train_recipe_{entry.name}",
+        key=mode_key,
         help="A recipe is a set of settings measured on the real dataset (docs/benchmarks.md); "
-        "every setting below can still be changed.",
+        "custom opens every setting.",
     )
-    if len(choices) > 1
-    else choices[0]
+    if len(modes) > 1
+    else CUSTOM
 )
-options = recipe_options(entry.name, recipe)
-started_from = recipe_name(entry.name, recipe)
-if started_from:
-    st.caption(f"**{RECIPE_LABELS[recipe].capitalize()}**: {RECIPE_SUMMARIES[started_from]}.")
-# Widgets keep their state across reruns: one key per model and recipe, so switching either
-# shows that recipe's values instead of carrying the previous ones over.
-scope = entry.name if recipe == choices[0] else f"{entry.name}_{recipe}"
+if mode == CUSTOM:
+    base = custom_base_choice(entry.name, custom_start(entry)[0])
+    base, start = custom_start(entry)
+    base_options = recipe_options(entry.name, base)
+    if len(modes) == 1:
+        st.caption(f"{entry.name} has no measured recipe: its settings start from the plain "
+                   "defaults.")  # fmt: skip
+else:
+    base, base_options = mode, recipe_options(entry.name, mode)
+    start = setting_values(base_options, entry)
+    st.caption(f"**{MODE_LABELS[mode]} recipe**: {describe_recipe(entry.name, mode)}.")
+    show_recipe_record(recipe_record(entry.name, mode), dataset.fingerprint)
 
+left, right = st.columns(2)
+run_name = left.text_input(
+    "Run name (optional)", key="train_run_name", max_chars=MAX_RUN_NAME,
+    placeholder="e.g. cnn_fast flips, seed 1", help="Shown in every legend and table instead "
+    "of the run's id; it can be changed later on Compare.",
+)  # fmt: skip
+subset = right.number_input(
+    "Images per class (0 = all; small numbers for a quick try)", 0, 100_000, key="train_subset"
+)
+with st.expander(
+    "Advanced: every setting" if mode == CUSTOM else "Advanced: the recipe's settings",
+    expanded=mode == CUSTOM,
+):
+    if mode != CUSTOM:
+        st.caption("The recipe's own settings, as measured. Choose **Custom** to change them.")
+    values = show_settings(entry, mode, start)
+if mode == CUSTOM:
+    remember_custom(entry.name, values)
+    changed = changed_settings(values, base_options)
+    st.caption(
+        f"Custom settings are not measured; changed from the {RECIPE_LABELS[base]}: "
+        f"{', '.join(changed)}."
+        if changed
+        else f"Custom settings are not measured; so far they are the {RECIPE_LABELS[base]}."
+    )
 
-def option_index(choices: list, value: object) -> int:
-    """Position of the recipe's value among a widget's choices (the first when absent)."""
-    return choices.index(value) if value in choices else 0
-
-
-# Keys per model for every option a recipe can set: a widget keeps its state across reruns, so
-# one shared key would carry one model's value (or "off" for missing weights) over to another.
-with st.form("train_form"):
-    left, middle, right = st.columns(3)
-    pretrained = left.checkbox(
-        "Start from ImageNet weights",
-        value=options.use_pretrained and entry.weights_available,
-        disabled=not entry.weights_available,
-        key=f"train_pretrained_{scope}",
-    )
-    freeze = left.selectbox(
-        "Layers to train",
-        entry.freeze_choices,
-        index=option_index(entry.freeze_choices, options.freeze),
-        key=f"train_freeze_{scope}",
-        help="'none' trains every layer; 'head' only the classifier; 'top-N' the top N blocks "
-        "and the classifier (pretrained models only).",
-    )
-    image_size = left.select_slider(
-        "Image size (px)",
-        IMAGE_SIZES,
-        value=options.image_size or entry.default_image_size,
-        key=f"train_size_{scope}",
-    )
-    backbone_lr_scale = left.select_slider(
-        "Pretrained layers' learning rate (x the head's)",
-        BACKBONE_LR_SCALES,
-        value=options.backbone_lr_scale,
-        disabled=not entry.supports_pretrained,
-        key=f"train_backbone_lr_{scope}",
-        help="ImageNet layers that train move more slowly than the new classifier head.",
-    )
-    epochs = middle.number_input("Epochs", 1, 300, options.epochs, key=f"train_epochs_{scope}")
-    batch_size = middle.select_slider(
-        "Batch size", BATCH_SIZES, value=options.batch_size, key=f"train_batch_{scope}"
-    )
-    lr = middle.number_input(
-        "Learning rate", 1e-6, 1.0, options.lr, format="%.5f", key=f"train_lr_{scope}"
-    )
-    optimizer = middle.selectbox(
-        "Optimizer",
-        OPTIMIZERS,
-        index=option_index(OPTIMIZERS, options.optimizer),
-        key=f"train_optimizer_{scope}",
-    )
-    schedule = right.selectbox(
-        "Schedule",
-        SCHEDULES,
-        index=option_index(SCHEDULES, options.schedule),
-        key=f"train_schedule_{scope}",
-    )
-    label_smoothing = right.slider(
-        "Label smoothing",
-        0.0,
-        0.3,
-        options.label_smoothing,
-        0.05,
-        key=f"train_smoothing_{scope}",
-    )
-    patience = right.number_input(
-        "Early stopping patience (0 = off)",
-        0,
-        100,
-        options.patience,
-        key=f"train_patience_{scope}",
-        help="Stop after this many epochs without a lower validation loss (the best epoch's "
-        "weights are kept). A one-cycle schedule gives its best epochs last, so its recipes "
-        "switch this off.",
-    )
-    seed = right.number_input("Seed", 0, 2**31 - 1, options.seed, key=f"train_seed_{scope}")
-    augment_columns = st.columns(len(AUGMENT_PARTS) + 1)
-    augment_labels = {
-        "flip": "Flip",
-        "geometry": "Rotate / zoom / shift",
-        "intensity": "Brightness / contrast",
-        "scanner": "Gamma / noise / blur",
-    }
-    chosen_parts = [
-        part
-        for column, part in zip(augment_columns, AUGMENT_PARTS, strict=False)
-        if column.checkbox(
-            augment_labels[part], part in options.augment.parts, key=f"train_{part}_{scope}"
-        )
-    ]
-    class_weights = augment_columns[-1].checkbox(
-        "Class-weighted loss", options.class_weights, key=f"train_class_weights_{scope}"
-    )
-    subset = st.number_input(
-        "Images per class (0 = all; small numbers for a quick try)",
-        0,
-        100_000,
-        options.subset_per_class or 0,
-        key="train_subset",
-    )
-    estimate_clicked = st.form_submit_button("Estimate time per epoch")
-    start_clicked = st.form_submit_button("Start training", type="primary")
+estimate_column, start_column = st.columns([1, 1])
+estimate_clicked = estimate_column.button("Estimate time per epoch", key="train_estimate")
+start_clicked = start_column.button("Start training", type="primary", key="train_start")
 
 if estimate_clicked or start_clicked:
     try:
         request = make_request(
             data_root=dataset.root,
             model=name,
-            recipe=recipe,
-            epochs=int(epochs),
-            image_size=int(image_size),
-            use_pretrained=pretrained,
-            freeze=freeze if pretrained else "none",
-            batch_size=int(batch_size),
-            lr=float(lr),
-            backbone_lr_scale=float(backbone_lr_scale),
-            optimizer=optimizer,
-            schedule=schedule,
-            augment=augmentation(chosen_parts, like=options.augment),
-            label_smoothing=float(label_smoothing),
-            class_weights=class_weights,
-            patience=int(patience),
-            seed=int(seed),
+            recipe=base,
+            name=run_name,
             subset_per_class=int(subset) or None,
+            **option_changes(values, base_options),
         )
     except ValueError as error:
         st.error(str(error))
         st.stop()
+    epochs = request.train.epochs
     if estimate_clicked:
         if manager.active() is not None:
             st.warning("A job is training now: an estimate measured beside it would be wrong.")
@@ -329,8 +293,8 @@ if estimate_clicked or start_clicked:
                 f"About **{format_seconds(estimate.epoch_seconds)} per epoch**{cached} "
                 f"({estimate.train_images} training images at "
                 f"{estimate.train_images_per_second:.0f} images/s, {estimate.precision}), "
-                f"so {int(epochs)} epochs take about "
-                f"{format_seconds(estimate.total_seconds(int(epochs)))}."
+                f"so {epochs} epochs take about "
+                f"{format_seconds(estimate.total_seconds(epochs))}."
             )
     else:
         job = manager.submit(request)

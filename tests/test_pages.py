@@ -124,8 +124,9 @@ def test_train_page_launches_a_tiny_job_and_shows_its_progress(app: AppTest) -> 
     app.switch_page("app_pages/train.py").run()
     assert not app.exception
     app.selectbox(key="train_model").select("cnn_fast").run()
-    app.number_input(key="train_epochs_cnn_fast").set_value(2)
-    app.select_slider(key="train_size_cnn_fast").set_value(64)
+    app.radio(key="train_recipe_cnn_fast").set_value("custom").run()
+    app.number_input(key="train_epochs_cnn_fast_custom").set_value(2)
+    app.select_slider(key="train_image_size_cnn_fast_custom").set_value(64)
     app.number_input(key="train_subset").set_value(20)
     start = next(button for button in app.button if button.label == "Start training")
     start.click().run()
@@ -154,7 +155,8 @@ def test_train_page_estimates_time_per_epoch_before_launch(app: AppTest) -> None
     app.run()
     app.switch_page("app_pages/train.py").run()
     app.selectbox(key="train_model").select("cnn_fast").run()
-    app.select_slider(key="train_size_cnn_fast").set_value(64)
+    app.radio(key="train_recipe_cnn_fast").set_value("custom").run()
+    app.select_slider(key="train_image_size_cnn_fast_custom").set_value(64)
     app.number_input(key="train_subset").set_value(20)
     estimate = next(button for button in app.button if button.label == "Estimate time per epoch")
     estimate.click().run()
@@ -162,34 +164,6 @@ def test_train_page_estimates_time_per_epoch_before_launch(app: AppTest) -> None
     messages = [success.value for success in app.success]
     assert any("per epoch" in message and "images/s" in message for message in messages), messages
     assert "run" not in app.query_params  # estimating launches nothing
-
-
-def test_switching_to_a_pretrained_model_turns_imagenet_weights_on(app: AppTest) -> None:
-    app.run()
-    app.switch_page("app_pages/train.py").run()
-    app.selectbox(key="train_model").select("cnn_classic").run()
-    assert app.checkbox(key="train_pretrained_cnn_classic").value is False
-    assert app.checkbox(key="train_geometry_cnn_classic").value is True  # no recipe: all parts
-    app.selectbox(key="train_model").select("mobilenet_v2").run()
-    assert app.checkbox(key="train_pretrained_mobilenet_v2").value is True
-    # Each model starts from its own fast CPU recipe.
-    from core.training.recipes import FAST_CPU_RECIPES
-
-    recipe = FAST_CPU_RECIPES["mobilenet_v2"]
-    assert app.selectbox(key="train_freeze_mobilenet_v2").value == recipe["freeze"]
-    assert app.select_slider(key="train_size_mobilenet_v2").value == recipe["image_size"]
-    assert app.number_input(key="train_epochs_mobilenet_v2").value == recipe["epochs"]
-    assert app.number_input(key="train_patience_mobilenet_v2").value == 5  # not in its recipe
-    assert app.checkbox(key="train_geometry_mobilenet_v2").value is False  # flips only
-    assert app.select_slider(key="train_backbone_lr_mobilenet_v2").value == 0.5
-    app.selectbox(key="train_model").select("cnn_fast").run()
-    assert app.number_input(key="train_patience_cnn_fast").value == 0  # one-cycle: no stopping
-    assert app.selectbox(key="train_schedule_cnn_fast").value == "onecycle"
-    assert app.checkbox(key="train_flip_cnn_fast").value is True  # its recipe flips only
-    assert app.checkbox(key="train_geometry_cnn_fast").value is False
-    app.selectbox(key="train_model").select("resnet18").run()
-    assert app.checkbox(key="train_pretrained_resnet18").value is False  # no weights here
-    assert any("not available on this machine" in info.value for info in app.info)
 
 
 def test_classify_page_with_good_bad_and_dicom_uploads(

@@ -12,16 +12,23 @@ from streamlit.testing.v1 import AppTest
 
 from core.cli.main import build_parser
 from core.cli.training import request_from_arguments
+from core.evaluation.evaluate import evaluate_run
+from core.evaluation.run_selection import report_of
+from core.evaluation.stress import moderate_shift_accuracies, stress_run
 from core.jobs import JobManager
+from core.runs.registry import load_run
+from core.training.fit import fit
+from core.training.recipe_records import load_recipe_records, measure_recipe, save_recipe_records
 from core.training.recipes import (
     FAST_CPU_RECIPES,
-    RECIPE_SUMMARIES,
+    RECIPE_DESCRIPTIONS,
     ROBUST_RECIPES,
     TrainingOptions,
     recipe_options,
 )
 from core.training.request import TrainingRequest, make_request
 from tests.test_cli import run_cli
+from tests.test_training import tiny_request
 
 
 def cli_request(*arguments: str) -> TrainingRequest:
@@ -115,7 +122,7 @@ def test_the_robust_recipe_is_the_same_on_the_page_and_in_the_cli(
     robust = ROBUST_RECIPES[model]
     assert from_cli.train.epochs == robust["epochs"] and from_cli.train.augment == robust["augment"]
     assert "scanner" in from_cli.train.augment.parts and from_cli.train.augment.share < 1
-    assert any(f"{model}_robust" == name for name in RECIPE_SUMMARIES)
+    assert any(f"{model}_robust" == name for name in RECIPE_DESCRIPTIONS)
     # Unticking one part keeps the recipe's strengths for the others.
     partial = cli_request(
         "--model", model, "--recipe", "robust", "--augment", "flip", "geometry",
@@ -137,6 +144,58 @@ def test_a_model_without_a_robust_recipe_says_so(demo_dataset_dir: Path, app: Ap
     app.selectbox(key="train_model").select("cnn_classic").run()
     assert not [radio for radio in app.radio if radio.key == "train_recipe_cnn_classic"]
     app.selectbox(key="train_model").select("cnn_fast").run()
-    assert app.radio(key="train_recipe_cnn_fast").options == [
-        "fast recipe", "robust recipe", "plain defaults"
-    ]  # fmt: skip
+    assert app.radio(key="train_recipe_cnn_fast").options == ["Fast", "Robust", "Custom"]
+
+
+def as_recipe_run(run_id: str, recipe: str, changed: list[str]) -> None:
+    """Make a tiny run's config.json say it trained `recipe` with `changed` options."""
+    folder = load_run(run_id).path
+    config = json.loads((folder / "config.json").read_text())
+    config["recipe"] = {"name": recipe, "changed": changed}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_a_recipe_record_is_measured_from_its_runs_and_refuses_other_runs(
+    demo_dataset_dir: Path, tmp_path: Path
+) -> None:
+    seeds = [fit(tiny_request(demo_dataset_dir, epochs=1, seed=seed)).run_id for seed in (0, 1)]
+    as_recipe_run(seeds[0], "cnn_fast", [])
+    as_recipe_run(seeds[1], "cnn_fast", ["seed"])  # another seed is still the recipe
+    with pytest.raises(ValueError, match="not evaluated"):
+        measure_recipe([load_run(seeds[0])])
+    for run_id in seeds:
+        evaluate_run(run_id, bootstrap_samples=100)
+        stress_run(run_id, bootstrap_samples=0, moderate_only=True)
+    runs = [load_run(run_id) for run_id in seeds]
+    record = measure_recipe(runs)
+    accuracies = [report_of(run, "test").accuracy for run in runs]
+    assert record.recipe == "cnn_fast" and record.seeds == 2 and record.runs == tuple(seeds)
+    test_score = record.scores["test"]
+    assert test_score.value == pytest.approx(sum(accuracies) / 2)
+    assert (test_score.low, test_score.high) == (min(accuracies), max(accuracies))
+    worst = [min(moderate_shift_accuracies(run).values()) for run in runs]
+    assert record.worst_shift.value == pytest.approx(sum(worst) / 2)
+    assert len(record.worst_shift_names) == 2 and record.external == {}
+    single = measure_recipe(runs[:1])  # one run: its bootstrap interval
+    assert (single.scores["test"].low, single.scores["test"].high) == report_of(
+        runs[0], "test"
+    ).accuracy_ci
+    # Written and read back; a damaged entry is left out, not shown as a number.
+    path = tmp_path / "records.json"
+    save_recipe_records([record], path)
+    assert load_recipe_records(path)["cnn_fast"] == record
+    stored = json.loads(path.read_text())
+    stored["cnn_fast_robust"] = {"recipe": "cnn_fast_robust"}
+    path.write_text(json.dumps(stored))
+    assert set(load_recipe_records(path)) == {"cnn_fast"}
+    assert load_recipe_records(tmp_path / "missing.json") == {}
+    # Runs that are not the recipe as it is.
+    as_recipe_run(seeds[1], "cnn_fast", ["lr"])
+    with pytest.raises(ValueError, match=r"changed its recipe \(lr\)"):
+        measure_recipe([load_run(seeds[1])])
+    as_recipe_run(seeds[1], "cnn_fast_robust", [])
+    with pytest.raises(ValueError, match="different recipes"):
+        measure_recipe([*runs[:1], load_run(seeds[1])])
+    as_recipe_run(seeds[1], None, [])
+    with pytest.raises(ValueError, match="used no recipe"):
+        measure_recipe([load_run(seeds[1])])

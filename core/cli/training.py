@@ -73,6 +73,7 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
         data_root=resolve_dataset_dir(arguments.data),
         model=arguments.model,
         recipe=arguments.recipe,
+        name=arguments.name,
         **changes,
     )
 
@@ -196,6 +197,7 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
         "--frozen-views", type=int, help=f"cached views of each image {_default('frozen_views')}"
     )
     train.add_argument("--seed", type=int, help=_default("seed"))
+    train.add_argument("--name", help="the run's display name (default: its id until renamed)")
     train.add_argument(
         "--subset",
         dest="subset_per_class",

@@ -39,6 +39,27 @@ def stored_stress(info: RunInfo) -> StressRecord | None:
     return stress if stress and stress.version == STRESS_VERSION else None
 
 
+def moderate_shift_accuracies(info: RunInfo) -> dict[str, float]:
+    """Duplicate-free accuracy under each stored shift at its moderate severity (the severity
+    the robustness goals are stated at); empty where the run has no stress test."""
+    stress = stored_stress(info)
+    return {
+        name: point.accuracy
+        for name, points in (stress.shifts if stress else {}).items()
+        for point in points
+        if name in SHIFTS and point.severity == SHIFTS[name].moderate and point.accuracy is not None
+    }
+
+
+def moderate_shift_scores(info: RunInfo) -> dict[str, float | None]:
+    """Worst and mean accuracy over the moderate shifts (None: not stress-tested)."""
+    scores = list(moderate_shift_accuracies(info).values())
+    return {
+        "stress_worst_accuracy": min(scores) if scores else None,
+        "stress_mean_accuracy": float(np.mean(scores)) if scores else None,
+    }
+
+
 def wanted_severities(name: str, moderate_only: bool = False) -> tuple[float, ...]:
     """The severities a stress test of shift `name` scores: all, or unshifted and moderate."""
     shift = SHIFTS[name]

@@ -106,6 +106,17 @@ def run_created_at(run_id: str) -> datetime | None:
     return datetime.strptime(match.group(1), _ID_TIME).replace(tzinfo=UTC)
 
 
+MAX_RUN_NAME = 80
+
+
+def clean_run_name(name: object) -> str:
+    """A run's display name, stripped; RunError unless it is 1..80 printable characters."""
+    cleaned = name.strip() if isinstance(name, str) else ""
+    if not 1 <= len(cleaned) <= MAX_RUN_NAME or not cleaned.isprintable():
+        raise RunError(f"a run name must be 1 to {MAX_RUN_NAME} printable characters")
+    return cleaned
+
+
 def check_run_id(run: str) -> None:
     """Refuse ids that could leave the checkpoints folder (path traversal) or hide a run."""
     bad = not run or run.startswith(".") or ".." in run or "\x00" in run

@@ -37,6 +37,7 @@ from core.runs.layout import (
     WEIGHTS,
     RunError,
     check_run_id,
+    clean_run_name,
     iso,
     locked,
     parse_iso,
@@ -54,7 +55,7 @@ from core.runs.records import (
     parse_status,
 )
 
-_MAX_NAME, _MAX_TAG = 80, 30
+_MAX_TAG = 30
 
 
 @dataclass(frozen=True)
@@ -323,10 +324,7 @@ def _update_meta(run_id: str, root: Path | None, **changes: Any) -> None:
 
 def rename_run(run_id: str, name: str, root: Path | None = None) -> None:
     """Set the run's display name (1..80 printable characters)."""
-    cleaned = name.strip() if isinstance(name, str) else ""
-    if not 1 <= len(cleaned) <= _MAX_NAME or not cleaned.isprintable():
-        raise RunError(f"a run name must be 1 to {_MAX_NAME} printable characters")
-    _update_meta(run_id, root, name=cleaned)
+    _update_meta(run_id, root, name=clean_run_name(name))
 
 
 def set_tags(run_id: str, tags: Iterable[str], root: Path | None = None) -> None:

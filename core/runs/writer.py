@@ -36,6 +36,7 @@ from core.runs.layout import (
     WEIGHTS,
     RunError,
     check_run_id,
+    clean_run_name,
     iso,
     jsonable,
     locked,
@@ -62,11 +63,14 @@ class RunWriter:
         model_name: str,
         root: Path | None = None,
         run_id: str | None = None,
+        name: str | None = None,
     ) -> RunWriter:
         """Make a run folder with config.json, status 'queued', empty history and meta.json.
 
         `run_id` lets a job that was queued under an id keep it on disk; by default a new one.
+        `name` is the run's display name from the start (None: shown by its id until renamed).
         """
+        name = clean_run_name(name) if name is not None else None
         base = Path(root) if root is not None else paths.checkpoints_root()
         base.mkdir(parents=True, exist_ok=True)
         payload = jsonable(config)
@@ -81,7 +85,7 @@ class RunWriter:
         staging.mkdir()
         try:
             write_json_atomic(staging / CONFIG, payload)
-            write_json_atomic(staging / META, {"name": None, "tags": [], "notes": ""})
+            write_json_atomic(staging / META, {"name": name, "tags": [], "notes": ""})
             (staging / HISTORY).touch()
             writer = cls(staging)
             writer._status = {"status": "queued", "message": None, "error": None}

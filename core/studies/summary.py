@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.evaluation.stress import stored_stress
-from core.imaging.shifts import SHIFTS
+from core.evaluation.stress import moderate_shift_scores
 from core.runs.layout import jsonable
 from core.runs.registry import RunError, RunInfo, resolve_run
 from core.studies.plan import Study
@@ -59,20 +58,6 @@ def _run(run_id: str | None) -> RunInfo | None:
         return None
 
 
-def _stress_scores(info: RunInfo) -> dict[str, float | None]:
-    """Worst and mean duplicate-free accuracy over the shifts at moderate severity."""
-    stress = stored_stress(info)
-    moderate = []
-    for name, points in (stress.shifts if stress else {}).items():
-        shift = SHIFTS.get(name)
-        moderate += [p.accuracy for p in points if shift and p.severity == shift.moderate]
-    present = [value for value in moderate if value is not None]
-    return {
-        "stress_worst_accuracy": min(present) if present else None,
-        "stress_mean_accuracy": float(np.mean(present)) if present else None,
-    }
-
-
 def _gap(info: RunInfo) -> float | None:
     """Training minus validation accuracy at the best epoch (how much it overfits)."""
     best = info.metrics.best_epoch if info.metrics else None
@@ -105,7 +90,7 @@ def cell_results(study: Study) -> pd.DataFrame:
                 report = evaluation.split(split) if evaluation else None
                 for score in SCORES:
                     row[prefix + score] = getattr(report, score) if report else None
-            row.update(_stress_scores(info))
+            row.update(moderate_shift_scores(info))
             for name, record in metrics.external.items():
                 report = record.report
                 row[f"external_{name}_accuracy"] = report.accuracy if report else None

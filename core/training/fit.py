@@ -87,7 +87,7 @@ def fit(
         spec=spec,
         model=model,
         settings=settings,
-        writer=RunWriter.create(config, model_name=spec.name, run_id=run_id),
+        writer=RunWriter.create(config, model_name=spec.name, run_id=run_id, name=request.name),
         events=events,
         stop=cancel.is_set if cancel is not None else (lambda: False),
         weights_source=weights_source.description if weights_source else "random initialisation",

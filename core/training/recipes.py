@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import AugmentConfig, TrainConfig, augmentation
+from core.runs.records import RunConfig
 
 _PLAIN = TrainConfig()
 
@@ -91,7 +92,7 @@ ROBUST_SUFFIX = "_robust"
 RECOMMENDED_MODEL = "cnn_fast"
 """The model the Train page opens on: its fast recipe is the quickest measured start (97.9% on
 the official test in under three minutes on 2 CPU cores); MobileNetV2's is more accurate and
-more robust, at about four times the time (RECIPE_SUMMARIES)."""
+more robust, at about four times the time (recipe_records.json)."""
 
 
 def recipe_choices(model: str) -> tuple[str, ...]:
@@ -130,18 +131,17 @@ ROBUST_RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-# What each recipe costs and buys, as the Train page says it: measured on the real dataset on
-# a 2-core CPU, 2026-12-01 (docs/benchmarks.md, "Robust recipes").
-RECIPE_SUMMARIES: dict[str, str] = {
-    "cnn_fast": "flips only, 12 epochs: 97.9% on the official test (97.3% duplicate-free) in "
-    "88 s, but 56.7% once brightness moves by 10%",
-    "cnn_fast_robust": "rotation, zoom, intensity, gamma, noise and blur, 20 epochs: 97.1% "
-    "(96.2% duplicate-free; 3 seeds) in 194-224 s, and 89.1-90.2% under its worst moderate "
-    "shift (zoom)",
-    "mobilenet_v2": "ImageNet start, top 8 blocks trained, flips only, 12 epochs: 99.2% on the "
-    "official test (98.8% duplicate-free) in 338 s, but 61.6% under 2% salt-and-pepper noise",
-    "mobilenet_v2_robust": "as the fast recipe with the robust augmentation, 14 epochs: 98.9% "
-    "(98.3% duplicate-free) in 392 s, and at least 95.2% under every moderate shift",
+# What each recipe changes, in words; what it measured is its record (recipe_records.json,
+# written from real runs by `python -m bench.recipe_records`), never typed here.
+RECIPE_DESCRIPTIONS: dict[str, str] = {
+    "cnn_fast": "128 px, flips only, 12 epochs of a one-cycle schedule (lr 3e-3), no early "
+    "stopping",
+    "cnn_fast_robust": "the fast recipe with rotation, zoom, intensity, gamma, noise and blur "
+    "on about two thirds of the images, 20 epochs",
+    "mobilenet_v2": "ImageNet start, top 8 blocks trained at half the head's learning rate, "
+    "160 px, flips only, 12 epochs",
+    "mobilenet_v2_robust": "the fast recipe with the robust augmentation (stronger noise), "
+    "14 epochs",
 }
 
 
@@ -174,3 +174,31 @@ def recipe_options(model: str, recipe: str = AUTO) -> TrainingOptions:
 def changed_options(start: TrainingOptions, chosen: TrainingOptions) -> tuple[str, ...]:
     """Names of the options in which `chosen` differs from where it started."""
     return tuple(name for name in OPTION_NAMES if getattr(start, name) != getattr(chosen, name))
+
+
+def options_from_config(config: RunConfig) -> TrainingOptions:
+    """The options a stored run trained with (what "train again" starts from)."""
+    data, model, train = config.data, config.model, config.train or TrainConfig()
+    return TrainingOptions(
+        epochs=train.epochs,
+        image_size=data.image_size,
+        use_pretrained=model.pretrained,
+        freeze=model.freeze,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        backbone_lr_scale=train.backbone_lr_scale,
+        optimizer=train.optimizer,
+        schedule=train.schedule,
+        augment=train.augment,
+        label_smoothing=train.label_smoothing,
+        class_weights=train.class_weights,
+        patience=train.early_stopping_patience,
+        seed=train.seed,
+        subset_per_class=data.subset_per_class,
+        train_per_class=data.train_per_class,
+        train_fraction=data.train_fraction,
+        split_seed=None if data.split_seed == train.seed else data.split_seed,
+        precision=train.precision,
+        cache_frozen=train.cache_frozen,
+        frozen_views=train.frozen_views,
+    )

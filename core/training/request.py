@@ -12,6 +12,7 @@ from typing import Any
 
 from core.config import DataConfig, ModelConfig, TrainConfig, augmentation, parse_freeze_policy
 from core.models.registry import get_spec
+from core.runs.layout import clean_run_name
 from core.runs.records import StudyRecord
 from core.training.recipes import (
     NO_RECIPE,
@@ -35,15 +36,22 @@ class TrainingRequest:
     recipe: str | None = None  # None: the plain defaults
     recipe_changes: tuple[str, ...] = ()  # options the user changed from the recipe
     study: StudyRecord | None = None  # the study cell this run is, if it is one
+    name: str | None = None  # the run's display name (None: its id until renamed)
 
 
 def make_request(
-    *, data_root: Path | str, model: str, recipe: str = NO_RECIPE, **changes: Any
+    *,
+    data_root: Path | str,
+    model: str,
+    recipe: str = NO_RECIPE,
+    name: str | None = None,
+    **changes: Any,
 ) -> TrainingRequest:
     """A checked TrainingRequest: `recipe`'s options with `changes` (TrainingOptions names).
 
     `recipe` is 'auto' (the model's measured recipe when it has one; what the Train page and the
-    CLI start from) or 'none' (the plain defaults). ValueError says what is wrong, in one line.
+    CLI start from) or 'none' (the plain defaults); `name` the run's display name (blank: none).
+    ValueError says what is wrong, in one line.
     """
     unknown = sorted(set(changes) - set(OPTION_NAMES))
     if unknown:
@@ -54,7 +62,10 @@ def make_request(
     chosen = replace(start, **changes)
     request = request_from_options(data_root, model, chosen)
     return replace(
-        request, recipe=recipe_name(model, recipe), recipe_changes=changed_options(start, chosen)
+        request,
+        recipe=recipe_name(model, recipe),
+        recipe_changes=changed_options(start, chosen),
+        name=clean_run_name(name) if name and name.strip() else None,
     )
 
 

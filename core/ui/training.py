@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core.jobs import JobManager, JobSnapshot
-from core.runs.registry import mark_interrupted_runs
+from core.runs.registry import RunInfo, mark_interrupted_runs
 from core.ui.memo import shared_memo
 
 RUN_QUERY_KEY = "run"  # ?run=RUN_ID: the run a page opens on (Train, Classify, Inside)
@@ -53,6 +53,20 @@ def progress_text(snapshot: JobSnapshot) -> str:
         f"{snapshot.total_batches} · {snapshot.images_per_second:.0f} images/s · "
         f"about {format_seconds(snapshot.eta_seconds)} left"
     )
+
+
+def past_run_line(info: RunInfo) -> str:
+    """One line about a stored run: status, best validation accuracy, time, when."""
+    status = "damaged" if info.damaged else info.status
+    accuracies = [epoch.val_accuracy for epoch in info.history if epoch.val_accuracy is not None]
+    parts = [status]
+    if accuracies:
+        parts.append(f"best validation {max(accuracies):.1%}")
+    if info.metrics and info.metrics.train_seconds is not None:
+        parts.append(f"trained {format_seconds(info.metrics.train_seconds)}")
+    if info.created_at:
+        parts.append(info.created_at.strftime("%Y-%m-%d %H:%M"))
+    return " · ".join(parts)
 
 
 def job_fraction(snapshot: JobSnapshot) -> float:
@@ -100,6 +114,14 @@ def history_chart(
                 line={"color": colour, "dash": dash},
             )  # fmt: skip
             figure.add_trace(trace, row=1, col=panel)
+    if frame.empty:  # the first epoch is still training: say why the panels are empty
+        for panel, what in ((1, "Epoch losses"), (2, "Accuracy")):
+            figure.add_annotation(
+                text=f"{what} appear after the first epoch",
+                xref=f"x{panel if panel > 1 else ''} domain",
+                yref=f"y{panel if panel > 1 else ''} domain", x=0.5, y=0.5,
+                showarrow=False, font={"color": "grey"},
+            )  # fmt: skip
     figure.update_xaxes(title_text="epoch")
     figure.update_layout(
         height=360, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25}

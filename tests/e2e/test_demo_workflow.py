@@ -81,10 +81,12 @@ def attached_run(url: str) -> str | None:
 def start_cnn_fast(page: Page, *, epochs: int) -> str:
     """Fill the form for a short custom-CNN run at the smallest image size; return its run id."""
     ui.choose(page, "train_model", re.compile(r"^cnn_fast"))
-    ui.set_number(page, "train_epochs_cnn_fast", epochs)
-    ui.slide_to_start(page, "train_size_cnn_fast")
-    expect(ui.widget(page, "train_size_cnn_fast")).to_contain_text("64")
-    ui.set_number(page, "train_patience_cnn_fast", 0)  # every epoch runs: its length is predictable
+    ui.widget(page, "train_recipe_cnn_fast").get_by_text("Custom", exact=True).click()
+    ui.set_number(page, "train_epochs_cnn_fast_custom", epochs)
+    ui.slide_to_start(page, "train_image_size_cnn_fast_custom")
+    expect(ui.widget(page, "train_image_size_cnn_fast_custom")).to_contain_text("64")
+    # Every epoch runs: its length is predictable.
+    ui.set_number(page, "train_patience_cnn_fast_custom", 0)
     before = attached_run(page.url)
     ui.button(page, "Start training").click()
     page.wait_for_url(lambda url: attached_run(url) not in (None, before))
