@@ -8,11 +8,15 @@ from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_image
 from core.ui import charts
 from core.ui.datasets import (
+    AUDIT_THRESHOLD_KEY,
     audit_candidates,
     audit_is_ready,
+    audit_threshold,
     choose_dataset_dir,
+    counted,
     dataset_images,
     intensity_histograms,
+    pair_page_ui,
     reset_dataset_choice,
     scan_subset_counts,
     selected_dataset_dir,
@@ -23,6 +27,12 @@ from core.ui.sidebar import page_dataset
 
 THUMBNAIL_SIZE = 128
 PAIRS_PER_PAGE = 6
+PAIRS_PER_ROW = 2
+PAIR_THUMBNAIL_WIDTH = 180  # two pairs of these fit a row of a laptop's window
+COPIES_SHOWN = 9
+COPIES_PER_ROW = 3
+BORDERLINE_FIRST = "borderline first"
+CLOSEST_FIRST = "closest first"
 
 st.title("Dataset")
 
@@ -44,22 +54,63 @@ with st.expander("Use another dataset folder", expanded=False):
         st.rerun()
 
 dataset = page_dataset()
-st.caption(f"`{dataset.root}` · {dataset.layout} layout · {len(dataset.frame):,} images")
+st.caption(f"`{dataset.root}` · {dataset.layout} layout · {counted(len(dataset.frame), 'image')}")
+
+
+def show_copies(position: int) -> None:
+    """The exact and near copies of one image at the audit's threshold, or why none show."""
+    st.markdown("**Copies of this image**")
+    if not audit_is_ready(dataset):
+        st.caption("Run the audit (the *Duplicates and leakage* tab) to see this image's copies.")
+        return
+    threshold = audit_threshold()
+    report = audit.build_report(dataset, audit_candidates(dataset), threshold)
+    copies = audit.copies_of(report, position)
+    if copies.empty:
+        st.caption(f"No copies found: no exact or near copy at the threshold {threshold:.3f}.")
+        return
+    label = dataset.frame["label"].iloc[position]
+    st.caption(
+        f"{counted(len(copies), 'copy', 'copies')} at the threshold "
+        f"{threshold:.3f}, closest first"
+        + (f" (the first {COPIES_SHOWN} shown)." if len(copies) > COPIES_SHOWN else ".")
+    )
+    thumbnails = dataset_images(dataset, THUMBNAIL_SIZE)
+    grid = st.columns(COPIES_PER_ROW)
+    for slot, copy in enumerate(copies.head(COPIES_SHOWN).itertuples(index=False)):
+        with grid[slot % COPIES_PER_ROW]:
+            st.image(
+                thumbnails[copy.position], width="stretch",
+                alt=f"{copy.kind} copy {copy.path} ({copy.label}, {copy.split})",
+            )  # fmt: skip
+            other_class = " · :red[other class]" if copy.label != label else ""
+            st.caption(
+                f"**{copy.kind}** · distance {copy.distance:.4f} · {copy.split} · "
+                f"{copy.label}{other_class}  \n{copy.path}"
+            )
 
 
 @st.dialog("Image", width="large")
 def show_full_image(position: int) -> None:
-    """One image at full size with its facts."""
+    """One image at full size with its facts and its copies."""
     row = dataset.frame.iloc[position]
-    try:
-        st.image(displayable(read_image(dataset.root / row["path"]).pixels), width="stretch")
-    except ImageReadError as error:
-        st.error(str(error))
-    st.markdown(f"**{row['path']}**")
-    st.caption(
-        f"class {row['label']} · {row['split']} split · {row['width']} x {row['height']} px · "
-        f"{row['format']} {row['mode']} · {row['file_bytes'] / 1024:.1f} KB"
-    )
+    # Side by side, so the copies show without scrolling past a window-high image.
+    image_column, facts_column = st.columns([3, 2])
+    with image_column:
+        try:
+            st.image(
+                displayable(read_image(dataset.root / row["path"]).pixels), width="stretch",
+                alt=f"{row['path']} ({row['label']}, {row['split']})",
+            )  # fmt: skip
+        except ImageReadError as error:
+            st.error(str(error))
+    with facts_column:
+        st.markdown(f"**{row['path']}**")
+        st.caption(
+            f"class {row['label']} · {row['split']} split · {row['width']} x {row['height']} px · "
+            f"{row['format']} {row['mode']} · {row['file_bytes'] / 1024:.1f} KB"
+        )
+        show_copies(position)
 
 
 overview_tab, gallery_tab, statistics_tab, audit_tab = st.tabs(
@@ -73,7 +124,7 @@ with overview_tab:
     right.plotly_chart(charts.class_counts_chart(counts), width="stretch")
     st.info(statistics.imbalance_statement(counts), icon=":material/balance:")
     if dataset.skipped:
-        with st.expander(f"{len(dataset.skipped)} files skipped"):
+        with st.expander(f"{counted(len(dataset.skipped), 'file')} skipped"):
             st.dataframe(
                 [{"file": item.path, "reason": item.reason} for item in dataset.skipped],
                 width="stretch",
@@ -100,7 +151,10 @@ with gallery_tab:
     for slot, position in enumerate(positions):
         row = dataset.frame.iloc[position]
         with grid[slot % 6]:
-            st.image(thumbnails[position], caption=row["label"], width="stretch")
+            st.image(
+                thumbnails[position], caption=row["label"], width="stretch",
+                alt=f"{row['label']} image {row['path']}",
+            )  # fmt: skip
             if st.button("Open", key=f"open_{position}", width="stretch"):
                 show_full_image(int(position))
 
@@ -118,18 +172,29 @@ with statistics_tab:
 
 
 def show_pair(pair: dict) -> None:
-    """Two duplicate candidates side by side, read from their original files."""
-    st.markdown(
-        f"**{pair['kind']}** · distance {pair['distance']:.4f} · {pair['scope']}"
-        + (" · :red[conflicting labels]" if pair["conflicting_labels"] else "")
-    )
-    for column, side in zip(st.columns(2), ("a", "b"), strict=True):
-        try:
-            pixels = read_image(dataset.root / pair[f"{side}_path"]).pixels
-            column.image(displayable(pixels), width="stretch")
-        except ImageReadError as error:
-            column.error(str(error))
-        column.caption(f"{pair[f'{side}_path']} ({pair[f'{side}_label']}, {pair[f'{side}_split']})")
+    """Two duplicate candidates as thumbnails side by side, read from their original files;
+    Enlarge opens one at full size with its facts and copies."""
+    with st.container(border=True):
+        st.markdown(
+            f"**{pair['kind']}** · distance {pair['distance']:.4f} · {pair['scope']}"
+            + (" · :red[conflicting labels]" if pair["conflicting_labels"] else "")
+        )
+        for column, side in zip(st.columns(2), ("a", "b"), strict=True):
+            with column:
+                try:
+                    pixels = read_image(dataset.root / pair[f"{side}_path"]).pixels
+                    st.image(
+                        displayable(pixels), width=PAIR_THUMBNAIL_WIDTH,
+                        alt=f"{pair[f'{side}_path']} ({pair[f'{side}_label']})",
+                    )  # fmt: skip
+                except ImageReadError as error:
+                    st.error(str(error))
+                st.caption(
+                    f"{pair[f'{side}_path']} ({pair[f'{side}_label']}, {pair[f'{side}_split']})"
+                )
+                enlarge_key = f"enlarge_{pair['a']}_{pair['b']}_{side}"
+                if st.button("Enlarge", key=enlarge_key, icon=":material/zoom_in:"):
+                    show_full_image(int(pair[side]))
 
 
 def show_audit() -> None:
@@ -142,7 +207,7 @@ def show_audit() -> None:
         audit.DEFAULT_THRESHOLD,
         step=0.005,
         format="%.3f",
-        key="audit_threshold",
+        key=AUDIT_THRESHOLD_KEY,
         help="Tuned on the real dataset: below ~0.05 pairs are the same slice; above ~0.06 "
         "neighbouring slices of one scan appear, which are not duplicates.",
     )
@@ -180,9 +245,10 @@ def show_audit() -> None:
         + scan_level.METHOD
         + "."
     )
+    pair_noun = "pair" if summary["exact_pairs"] + summary["near_pairs"] == 1 else "pairs"
     st.caption(
-        f"{summary['exact_pairs']} exact and {summary['near_pairs']} near pairs in all; within "
-        f"splits: {within_splits}. Method: {summary['method']}."
+        f"{summary['exact_pairs']} exact and {summary['near_pairs']} near {pair_noun} in all; "
+        f"within splits: {within_splits}. Method: {summary['method']}."
     )
     st.plotly_chart(
         charts.distance_histogram_chart(report.nearest_distance, threshold), width="stretch"
@@ -202,21 +268,50 @@ def show_audit() -> None:
         key="download_pairs",
         container=download_right,
     )
-    kind_column, scope_column, conflict_column = st.columns(3)
+    show_pairs(report)
+
+
+def show_pairs(report: audit.AuditReport) -> None:
+    """The pairs chosen by kind, scope and conflict, in the chosen order, one page at a time:
+    the page's table, then its pairs as thumbnails."""
+    kind_column, scope_column, order_column = st.columns(3)
     kinds = kind_column.multiselect("Kind", ["exact", "near"], ["exact", "near"], key="pair_kinds")
     scopes = scope_column.multiselect(
         "Scope", ["cross-split", "within split"], ["cross-split"], key="pair_scopes"
     )
-    only_conflicts = conflict_column.checkbox("Only conflicting labels", key="pair_conflicts")
+    order = order_column.radio(
+        "Order",
+        [BORDERLINE_FIRST, CLOSEST_FIRST],
+        horizontal=True,
+        key="pair_order",
+        help="Borderline first: the largest distances under the threshold lead, the pairs most "
+        "worth a look (exact pairs come last). Closest first: exact pairs, then the nearest.",
+    )
+    only_conflicts = order_column.checkbox("Only conflicting labels", key="pair_conflicts")
     shown = report.pairs[report.pairs["kind"].isin(kinds) & report.pairs["scope"].isin(scopes)]
     if only_conflicts:
         shown = shown[shown["conflicting_labels"]]
-    st.dataframe(shown.drop(columns=["a", "b"]), width="stretch", hide_index=True, height=240)
-    pages = max(1, -(-len(shown) // PAIRS_PER_PAGE))
-    page = st.number_input(f"Pairs page (of {pages})", 1, pages, 1, key="pair_page")
-    start = (int(page) - 1) * PAIRS_PER_PAGE
-    for pair in shown.iloc[start : start + PAIRS_PER_PAGE].to_dict("records"):
-        show_pair(pair)
+    if shown.empty:
+        st.info("No pairs of these kinds and scopes at this threshold.")
+        return
+    shown = audit.order_pairs(shown, borderline_first=order == BORDERLINE_FIRST)
+    # What is listed: a change of any of it starts the pager again at the first page.
+    listing = (
+        dataset.fingerprint,
+        report.threshold,
+        tuple(kinds),
+        tuple(scopes),
+        only_conflicts,
+        order,
+    )
+    page = shown.iloc[pair_page_ui(len(shown), PAIRS_PER_PAGE, listing)]
+    st.dataframe(page.drop(columns=["a", "b"]), width="stretch", hide_index=True)
+    st.caption("The pairs of this page; *Download all pairs* has every pair at this threshold.")
+    for row_start in range(0, len(page), PAIRS_PER_ROW):
+        row_pairs = page.iloc[row_start : row_start + PAIRS_PER_ROW].to_dict("records")
+        for column, pair in zip(st.columns(PAIRS_PER_ROW), row_pairs, strict=False):
+            with column:
+                show_pair(pair)
 
 
 with audit_tab:

@@ -128,3 +128,32 @@ def test_descriptor_ignores_shift_and_contrast_but_not_content() -> None:
     same = 1 - float(audit.slice_descriptor(first) @ audit.slice_descriptor(recoded))
     different = 1 - float(audit.slice_descriptor(first) @ audit.slice_descriptor(second))
     assert same < audit.DEFAULT_THRESHOLD < different
+
+
+def test_order_pairs_puts_borderline_or_closest_first(planted) -> None:
+    dataset, _ = planted
+    pairs = audit.run_audit(dataset).pairs
+    borderline = audit.order_pairs(pairs, borderline_first=True)
+    closest = audit.order_pairs(pairs, borderline_first=False)
+    assert borderline["distance"].is_monotonic_decreasing
+    assert closest["distance"].is_monotonic_increasing
+    assert borderline["distance"].iloc[0] > 0 and borderline["kind"].iloc[-1] == "exact"
+    assert len(borderline) == len(closest) == len(pairs)
+
+
+def test_copies_of_an_image_from_either_side_of_its_pairs(planted) -> None:
+    dataset, names = planted
+    report = audit.run_audit(dataset)
+    paths = dataset.frame["path"].tolist()
+    original = paths.index("Training/glioma/glioma_00.png")
+    copies = audit.copies_of(report, original)
+    assert copies.loc[0, "path"] == names["exact"]
+    assert (copies.loc[0, "kind"], copies.loc[0, "split"]) == ("exact", "test")
+    assert original not in set(copies["position"])
+    # The same pair seen from its other side.
+    back = audit.copies_of(report, paths.index(names["exact"]))
+    assert original in set(back["position"])
+    assert copies["distance"].is_monotonic_increasing and back["distance"].is_monotonic_increasing
+    fresh = paths.index("Testing/glioma/fresh_0.png")
+    assert audit.copies_of(report, fresh).empty
+    assert list(audit.copies_of(report, fresh).columns) == list(copies.columns)

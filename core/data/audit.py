@@ -317,6 +317,35 @@ def summarize(dataset: Dataset, report: AuditReport) -> dict[str, object]:
     }
 
 
+def order_pairs(pairs: pd.DataFrame, *, borderline_first: bool) -> pd.DataFrame:
+    """Pairs by distance: borderline first (the largest distances under the threshold, the pairs
+    worth a look, lead; exact pairs come last) or closest first."""
+    ascending = [not borderline_first, True, True]
+    return pairs.sort_values(["distance", "a", "b"], ascending=ascending, ignore_index=True)
+
+
+def copies_of(report: AuditReport, position: int) -> pd.DataFrame:
+    """The exact and near copies of the image at `position` (index order), closest first:
+    position, path, label, split, kind and distance of each."""
+    pairs = report.pairs
+    as_first, as_second = pairs[pairs["a"] == position], pairs[pairs["b"] == position]
+
+    def other_side(column: str) -> np.ndarray:
+        return np.concatenate([as_first[f"b{column}"], as_second[f"a{column}"]])
+
+    copies = pd.DataFrame(
+        {
+            "position": other_side(""),
+            "path": other_side("_path"),
+            "label": other_side("_label"),
+            "split": other_side("_split"),
+            "kind": np.concatenate([as_first["kind"], as_second["kind"]]),
+            "distance": np.concatenate([as_first["distance"], as_second["distance"]]),
+        }
+    )
+    return copies.sort_values(["distance", "position"], ignore_index=True)
+
+
 def save_duplicate_free_manifest(dataset: Dataset, report: AuditReport) -> Path:
     """Write the duplicate-free test subset as a CSV manifest (path, label) for evaluation."""
     tag = f"{round(report.threshold * 1000):03d}"

@@ -54,9 +54,11 @@ def intensity_histogram_chart(histograms: dict[str, np.ndarray]) -> go.Figure:
         height=360,
         margin={"t": 30, "b": 10},
         xaxis_title="grey level",
-        yaxis_title="fraction of pixels (log)",
+        yaxis_title="share of pixels (log scale)",
         yaxis_type="log",
     )
+    # One tick per decade, as percentages: plotly's default SI prefixes read "100n", "1μ".
+    figure.update_yaxes(dtick=1, tickformat="~%", exponentformat="none")
     return figure
 
 
@@ -79,4 +81,6 @@ def distance_histogram_chart(nearest: np.ndarray, threshold: float) -> go.Figure
         yaxis_type="log",
         bargap=0.05,
     )
+    # One tick per decade: plotly's default adds "2" and "5" between them, read as counts.
+    figure.update_yaxes(dtick=1, tickformat=",d")
     return figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections.abc import Hashable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from core.ui.progress import progress_bar
 
 DATASET_STATE_KEY = "btw_dataset_dir"
 DATASET_QUERY_KEY = "data"
+AUDIT_THRESHOLD_KEY = "audit_threshold"
+PAIR_PAGE_KEY = "pair_page"
+PAIR_LISTING_KEY = "pair_listing"
 
 
 def _data_argument() -> str | None:
@@ -143,6 +147,62 @@ def audit_is_ready(dataset: Dataset) -> bool:
     """Whether the audit is already computed (in memory or on disk)."""
     in_memory = shared_memo().peek(("audit", dataset.fingerprint)) is not None
     return in_memory or audit.candidates_are_cached(dataset)
+
+
+def audit_threshold() -> float:
+    """The near-duplicate threshold the audit's slider is at (its default until it is drawn)."""
+    return float(st.session_state.get(AUDIT_THRESHOLD_KEY, audit.DEFAULT_THRESHOLD))
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '2 files', '7,019 images' (`plural` where adding an s is wrong: 'copies')."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _turn_pair_page(step: int) -> None:
+    # A button callback runs before the script, so pair_page_ui clamps the result.
+    st.session_state[PAIR_PAGE_KEY] = int(st.session_state.get(PAIR_PAGE_KEY, 1)) + step
+
+
+def pair_page_ui(count: int, per_page: int, listing: Hashable) -> slice:
+    """Previous / page / Next over `count` pairs; returns the rows of the page shown.
+
+    The page goes back to the first when `listing` (what is listed: threshold, filters, order)
+    changes, and a page past the end shows the last. The number field has no upper bound: a
+    bound that moves with the page count left the browser showing a range error that named the
+    old count after the threshold moved.
+    """
+    pages = max(1, -(-count // per_page))
+    page = int(st.session_state.get(PAIR_PAGE_KEY, 1))
+    if st.session_state.get(PAIR_LISTING_KEY) != listing:
+        page = 1
+    page = min(max(page, 1), pages)
+    st.session_state[PAIR_LISTING_KEY] = listing
+    st.session_state[PAIR_PAGE_KEY] = page
+    previous_column, number_column, next_column, position_column = st.columns(
+        [1, 1, 1, 3], vertical_alignment="bottom"
+    )
+    previous_column.button(
+        "Previous",
+        key="pair_previous",
+        on_click=_turn_pair_page,
+        args=(-1,),
+        disabled=page == 1,
+        width="stretch",
+    )
+    number_column.number_input(f"Page (of {pages:,})", min_value=1, step=1, key=PAIR_PAGE_KEY)
+    next_column.button(
+        "Next",
+        key="pair_next",
+        on_click=_turn_pair_page,
+        args=(1,),
+        disabled=page == pages,
+        width="stretch",
+    )
+    start = (page - 1) * per_page
+    stop = min(start + per_page, count)
+    position_column.caption(f"Pairs {start + 1:,}–{stop:,} of {count:,}")
+    return slice(start, stop)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
