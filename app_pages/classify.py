@@ -180,11 +180,15 @@ with left:
     explanation = explain_slice(predictor, pixels, method=method, target_class=target_class)
     shown = predictor.classes[explanation.target_class]
     image_column, overlay_column = st.columns(2)
-    image_column.image(displayable(pixels), caption=chosen, width="stretch")
+    image_column.image(
+        displayable(pixels), caption=chosen, width="stretch",
+        alt=f"The scan {chosen}, classified as {prediction.predicted}",
+    )  # fmt: skip
     overlay_column.image(
         displayable(overlay(pixels, explanation.cam, opacity)),
         caption=METHOD_CAPTIONS[method].format(cls=shown),
         width="stretch",
+        alt=f"{chosen} with a heat map of the regions that drove the score for {shown}",
     )
     st.caption(
         "The map is a coarse grid stretched over the image: it shows the region that drove the "

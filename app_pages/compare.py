@@ -12,6 +12,7 @@ from core.ui.compare import (
 )
 from core.ui.compare_external import show_external_sets
 from core.ui.compare_gallery import show_mistakes
+from core.ui.compare_report import show_report_download
 from core.ui.compare_stress import show_stress_tests
 from core.ui.compare_warnings import show_warnings
 from core.ui.run_management import show_feedback, show_run_management
@@ -34,6 +35,7 @@ show_evaluate_button(infos)
 
 st.subheader("Selected runs")
 selected = show_selected_runs(infos, table, labels)
+show_report_download(selected, labels)
 
 st.subheader("Accuracy against training time")
 show_accuracy_against_time(table, selected)

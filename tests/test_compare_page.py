@@ -327,3 +327,59 @@ def test_the_warnings_button_measures_the_detectors_and_draws_risk_coverage(
     ]
     assert len(risk) == 1 and len(risk[0]["data"]) == 3  # the three ranking scores
     assert not [button for button in app.button if button.key == "compare_warnings"]
+
+
+def test_the_verdict_line_names_the_better_run_by_how_much_with_the_paired_test(
+    app: AppTest, made: Runs
+) -> None:
+    from core.evaluation.comparison import paired_test
+    from core.evaluation.run_selection import report_of, run_labels
+    from core.evaluation.verdict import verdict_line
+    from core.runs.registry import list_runs
+
+    app.multiselect(key="compare_runs").set_value([made.first, made.second]).run()
+    assert not app.exception
+    first, second = load_run(made.first), load_run(made.second)
+    ranked = sorted((first, second), key=lambda info: -report_of(info, "test").accuracy)
+    best, other = ranked
+    shown = next(info.value for info in app.info if "against" in info.value)
+    label = run_labels(list_runs())  # as the page names runs
+    assert shown.startswith(f"**{label[best.run_id]}** against **{label[other.run_id]}**")
+    points = (report_of(best, "test").accuracy - report_of(other, "test").accuracy) * 100
+    p_value = paired_test(best, other, "test")["p_value"]
+    assert f"on the official test by {points:.1f} points" in shown
+    assert f"McNemar p = {p_value:.2g}" in shown
+    assert "duplicate-free test" in shown and "unseen-scan test" in shown
+    assert shown == verdict_line([first, second], label)
+    # One run, or an unevaluated second one: no verdict, and the page says why.
+    app.multiselect(key="compare_runs").set_value([made.first, made.interrupted]).run()
+    assert not [info for info in app.info if "against" in info.value]
+    assert any("for a verdict" in caption.value for caption in app.caption)
+    assert verdict_line([first], label) is None
+
+
+def test_the_filters_also_narrow_the_selection(app: AppTest, made: Runs) -> None:
+    app.multiselect(key="compare_runs").set_value([made.first, made.interrupted]).run()
+    app.multiselect(key="compare_filter_status").set_value(["completed"]).run()
+    assert not app.exception
+    assert app.multiselect(key="compare_runs").value == [made.first]
+    assert made.interrupted not in app.multiselect(key="compare_runs").options
+    assert app.dataframe[0].proto.placeholder == "—"  # a missing value is not "None"
+
+
+def test_a_mistake_can_be_enlarged(app: AppTest, made: Runs) -> None:
+    app.multiselect(key="compare_runs").set_value([made.first]).run()
+    before = len(app.get("image"))
+    app.button(key="compare_mistakes_enlarge_0").click().run()
+    assert not app.exception
+    assert len(app.get("image")) == before + 1  # the same image again, in the dialog
+
+
+def test_unnamed_runs_are_labelled_by_what_they_are_and_when(made: Runs) -> None:
+    from core.evaluation.run_selection import run_labels, short_label
+
+    first = load_run(made.first)
+    assert short_label(first) == f"cnn_fast custom · {first.created_at:%m-%d %H:%M}"
+    labels = run_labels([first, load_run(made.second)])
+    assert len(set(labels.values())) == 2  # clashing labels get the id's tail
+    assert all(made.first not in label for label in labels.values())

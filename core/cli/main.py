@@ -15,6 +15,7 @@ from core.cli.dataset import add_dataset_commands
 from core.cli.evaluation import add_evaluation_commands
 from core.cli.inference import add_inference_commands
 from core.cli.inspection import add_inspection_commands
+from core.cli.report import add_report_commands
 from core.cli.studies import add_study_commands
 from core.cli.training import add_training_commands
 from core.data.discovery import DatasetError
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluation_commands(commands)
     add_study_commands(commands)
     add_inspection_commands(commands)
+    add_report_commands(commands)
     return parser
 
 

@@ -193,7 +193,12 @@ def per_class_table(reports: dict[str, SplitReport]) -> pd.DataFrame:
 
 
 def calibration_table(evaluations: dict[str, EvaluationRecord], split: str) -> pd.DataFrame:
-    """Each run's ECE and NLL on `split`, before and after temperature scaling."""
+    """Each run's ECE and NLL on `split`, before and after temperature scaling.
+
+    "Before scaling" is the split report's own ECE and NLL: calibration_summary computes its
+    "before" numbers from the same softmax, bins and log_loss, so a second pair of columns
+    only repeated them. The report's numbers are there for validation too, which has no
+    "after" (the temperature is fitted on it)."""
     rows = []
     for label, evaluation in evaluations.items():
         report = evaluation.split(split)
@@ -201,12 +206,10 @@ def calibration_table(evaluations: dict[str, EvaluationRecord], split: str) -> p
         rows.append(
             {
                 "run": label,
-                "ECE": report.ece if report else None,
-                "NLL": report.nll if report else None,
                 "temperature": scaled.temperature,
-                "ECE before scaling": scaled.ece_before,
+                "ECE before scaling": report.ece if report else scaled.ece_before,
                 "ECE after scaling": scaled.ece_after,
-                "NLL before scaling": scaled.nll_before,
+                "NLL before scaling": report.nll if report else scaled.nll_before,
                 "NLL after scaling": scaled.nll_after,
             }
         )

@@ -17,14 +17,28 @@ from core.runs.metrics_records import SplitReport
 from core.runs.registry import RunInfo
 
 
+def short_label(info: RunInfo) -> str:
+    """The user's name for the run, else what it is and when: 'cnn_fast robust · 12-01 12:16'
+    (a timestamp id such as 20261201T121611Z_cnn_fast_7f76a7 crowds every legend)."""
+    if info.name or info.config is None or info.created_at is None:
+        return info.display_name
+    recipe = info.config.recipe
+    kind = info.config.model.name
+    if recipe.name and recipe.name.endswith("_robust"):
+        kind += " robust"
+    if recipe.name is None or set(recipe.changed) - {"seed", "split_seed", "subset_per_class"}:
+        kind += " custom"
+    if info.config.study is not None:
+        kind += f" seed {info.config.train.seed}" if info.config.train else ""
+    return f"{kind} · {info.created_at:%m-%d %H:%M}"
+
+
 def run_labels(infos: Sequence[RunInfo]) -> dict[str, str]:
-    """A short, unique label per run id: its name, with the id's tail when names clash."""
-    names = [info.display_name for info in infos]
+    """A short, unique label per run id (`short_label`), with the id's tail when labels clash."""
+    labels = [short_label(info) for info in infos]
     return {
-        info.run_id: info.display_name
-        if names.count(info.display_name) == 1
-        else f"{info.display_name} [{info.run_id[-6:]}]"
-        for info in infos
+        info.run_id: label if labels.count(label) == 1 else f"{label} [{info.run_id[-6:]}]"
+        for info, label in zip(infos, labels, strict=True)
     }
 
 

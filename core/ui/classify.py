@@ -231,7 +231,10 @@ def show_upload_gallery(
         row = st.columns(columns)
         for column, name in zip(row, names[start : start + columns], strict=False):
             prediction = predictions[name]
-            column.image(displayable(images[name]), caption=name, width="stretch")
+            column.image(
+                displayable(images[name]), caption=name, width="stretch",
+                alt=f"Thumbnail of {name}, classified as {prediction.predicted}",
+            )  # fmt: skip
             column.caption(f"{prediction.predicted} ({prediction.confidence:.0%})")
             column.button("Open", key=f"classify_open_{name}", on_click=_open_image, args=(name,))
 

@@ -1,5 +1,5 @@
 """The Compare page's runs table, evaluation button and per-split details (figures:
-compare_charts.py; galleries: compare_gallery.py; renaming and deleting: run_management.py).
+core.figures; galleries: compare_gallery.py; renaming and deleting: run_management.py).
 
 Everything here tolerates damaged runs: a run whose files are unreadable is shown as such in
 the table and left out of the charts, never raised.
@@ -28,16 +28,11 @@ from core.evaluation.run_selection import (
     split_label,
     stored_evaluation,
 )
+from core.evaluation.verdict import verdict_line
+from core.figures.compare import accuracy_time_chart, curves_chart, split_accuracy_chart
+from core.figures.evaluation import RELIABILITY_CAPTION, reliability_chart, roc_chart, union_of
 from core.runs.registry import RunInfo
-from core.ui.compare_charts import (
-    accuracy_time_chart,
-    curves_chart,
-    reliability_chart,
-    roc_chart,
-    show_confusion_matrices,
-    split_accuracy_chart,
-    union_of,
-)
+from core.ui.compare_charts import show_confusion_matrices
 from core.ui.downloads import csv_download
 from core.ui.progress import work_on_runs
 from core.ui.run_management import SELECTION_KEY, run_summary
@@ -163,6 +158,7 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
         st.plotly_chart(roc_chart(reports, union_of(classes)), width="stretch")
     with calibration_tab:
         st.plotly_chart(reliability_chart(reports), width="stretch")
+        st.caption(RELIABILITY_CAPTION)
         if split not in SPLITS:
             return  # temperature scaling is fitted and reported for the run's own test splits
         evaluations = {
@@ -178,7 +174,8 @@ def show_split_details(evaluated: Sequence[RunInfo], labels: dict[str, str], spl
 
 
 def show_runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
-    """Filters, the runs table with its download, and the runs with problems; the whole table."""
+    """Filters, the runs table with its download, and the runs with problems; the rows the
+    filters keep (what the rest of the page offers to select)."""
     table = runs_table(infos)
     external_columns = sorted(column for column in table if column.startswith(EXTERNAL_PREFIX))
     table = table.reindex(columns=[*TABLE_COLUMNS, *external_columns, "evaluated"])
@@ -206,6 +203,7 @@ def show_runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
         column_config=column_config,
         hide_index=True,
         width="stretch",
+        placeholder="—",  # a fact the run does not have, not the word "None"
     )
     st.caption(
         f"{len(shown)} of {len(table)} runs. Click a column header to sort. Intervals are "
@@ -219,7 +217,7 @@ def show_runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
         with st.expander(f"Runs with problems ({len(troubled)})"):
             for info in troubled:
                 st.markdown(f"{run_summary(info)}: " + "; ".join(info.problems))
-    return table
+    return shown
 
 
 def show_evaluate_button(infos: Sequence[RunInfo]) -> None:
@@ -240,9 +238,15 @@ def show_evaluate_button(infos: Sequence[RunInfo]) -> None:
 def show_selected_runs(
     infos: Sequence[RunInfo], table: pd.DataFrame, labels: dict[str, str]
 ) -> list[RunInfo]:
-    """Pick runs; their curves, accuracy on each split and per-split details. The picked runs."""
+    """Pick runs among those `table` (the filtered runs table) shows; the verdict, their curves,
+    accuracy on each split and per-split details. The picked runs."""
     by_id = {info.run_id: info for info in infos}
-    choices = comparable_runs(infos)
+    kept = set(table["run"]) if "run" in table else set()
+    choices = [run_id for run_id in comparable_runs(infos) if run_id in kept]
+    if SELECTION_KEY in st.session_state:  # a run the filters now hide leaves the selection
+        st.session_state[SELECTION_KEY] = [
+            run_id for run_id in st.session_state[SELECTION_KEY] if run_id in choices
+        ]
     selected_ids = st.multiselect(
         "Runs to compare",
         choices,
@@ -254,6 +258,11 @@ def show_selected_runs(
     if not selected:
         st.info("Pick one or more runs to compare their training curves and test results.")
         return selected
+    verdict = verdict_line(selected, labels)
+    if verdict:
+        st.info(verdict, icon=":material/balance:")
+    elif len(selected) > 1:
+        st.caption("Evaluate at least two of the selected runs for a verdict.")
     histories = {labels[info.run_id]: info.history for info in selected}
     st.markdown("**Training curves** (dotted: training, solid: validation)")
     per_epoch_tab, over_time_tab = st.tabs(["Per epoch", "Against wall-clock training time"])

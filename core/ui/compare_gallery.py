@@ -78,15 +78,31 @@ def gallery_items(
     return items
 
 
-def show_gallery(items: Sequence[GalleryItem]) -> None:
-    """The images in a grid, with their captions."""
+@st.dialog("Image", width="large")
+def show_enlarged(item: GalleryItem) -> None:
+    """One gallery image at full width, with its caption."""
+    if item.pixels is not None:
+        st.image(displayable(item.pixels), caption=item.caption, width="stretch", alt=item.caption)
+
+
+def show_gallery(items: Sequence[GalleryItem], key: str) -> None:
+    """The images in a grid, with their captions and a button to enlarge each (`key` makes
+    the buttons of two galleries on one page distinct)."""
     for start in range(0, len(items), GALLERY_COLUMNS):
         columns = st.columns(GALLERY_COLUMNS)
-        for column, item in zip(columns, items[start : start + GALLERY_COLUMNS], strict=False):
+        row = items[start : start + GALLERY_COLUMNS]
+        for offset, (column, item) in enumerate(zip(columns, row, strict=False)):
             if item.pixels is None:
                 column.caption(f"{item.caption} (image unreadable)")
-            else:
-                column.image(displayable(item.pixels), caption=item.caption, width="stretch")
+                continue
+            column.image(
+                displayable(item.pixels), caption=item.caption, width="stretch", alt=item.caption
+            )
+            enlarge = column.button(
+                "Enlarge", key=f"{key}_enlarge_{start + offset}", icon=":material/zoom_in:"
+            )
+            if enlarge:
+                show_enlarged(item)
 
 
 def _class_name(classes: Sequence[str], index: Any) -> str:
@@ -96,13 +112,15 @@ def _class_name(classes: Sequence[str], index: Any) -> str:
         return str(index)
 
 
-def _show_images_of(info: RunInfo, rows: pd.DataFrame, caption: Any, *, with_cam: bool) -> None:
+def _show_images_of(
+    info: RunInfo, rows: pd.DataFrame, caption: Any, *, with_cam: bool, key: str
+) -> None:
     """A gallery of `rows` (path, label, predicted) from the run's dataset, else the table."""
     if dataset_root(info) is None:
         st.info("The run's dataset is not on this machine, so its images cannot be shown.")
         st.dataframe(rows.head(GALLERY_LIMIT), hide_index=True, width="stretch")
         return
-    show_gallery(gallery_items(info, rows, caption, with_cam=with_cam))
+    show_gallery(gallery_items(info, rows, caption, with_cam=with_cam), key)
 
 
 def show_misclassified(info: RunInfo, split: str, *, with_cam: bool) -> None:
@@ -128,7 +146,7 @@ def show_misclassified(info: RunInfo, split: str, *, with_cam: bool) -> None:
             f"({row.confidence:.0%})"
         )
 
-    _show_images_of(info, wrong, caption, with_cam=with_cam)
+    _show_images_of(info, wrong, caption, with_cam=with_cam, key="compare_mistakes")
 
 
 def show_disagreements(
@@ -156,7 +174,7 @@ def show_disagreements(
         )
 
     renamed = rows.rename(columns={"predicted_b": "predicted"})
-    _show_images_of(b, renamed, caption, with_cam=with_cam)
+    _show_images_of(b, renamed, caption, with_cam=with_cam, key="compare_disagreements")
 
 
 def show_pair(

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import streamlit as st
 
 from core.evaluation.stress import incomplete_shifts, stored_stress, stress_run
+from core.figures.evaluation import stress_chart
 from core.imaging.shifts import SHIFTS
 from core.runs.registry import RunInfo
-from core.ui.compare_charts import stress_chart
 from core.ui.progress import show_work_failures, work_button
 
 STRESS_REPORT_KEY = "_compare_stress_report"

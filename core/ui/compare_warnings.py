@@ -10,9 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.evaluation.detector_study import DETECTORS_VERSION, study_run
+from core.figures.palette import colour
 from core.runs.metrics_records import DetectorRecord
 from core.runs.registry import RunInfo
-from core.ui.palette import colour
 from core.ui.progress import show_work_failures, work_button
 
 WARNINGS_REPORT_KEY = "_compare_warnings_report"

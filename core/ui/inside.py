@@ -15,6 +15,8 @@ import streamlit as st
 
 from core.data.discovery import DatasetError
 from core.evaluation.evaluate import SPLIT_LABELS
+from core.figures.palette import colour as run_colour
+from core.figures.palette import symbol as run_symbol
 from core.imaging.pixels import ImageReadError
 from core.imaging.reader import read_image, read_slices
 from core.inference.explain import DEFAULT_CAM_METHOD, METHOD_CAPTIONS, overlay
@@ -27,8 +29,6 @@ from core.inspection.store import preferred_method, read_section, stored_sanity
 from core.runs.registry import RunInfo
 from core.ui.classify import explain_slice, load_predictor
 from core.ui.datasets import test_images_by_class
-from core.ui.palette import colour as run_colour
-from core.ui.palette import symbol as run_symbol
 from core.ui.progress import progress_bar
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -57,7 +57,10 @@ def show_filters(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
         column.markdown(f"**{labels[info.run_id]}**")
         names = ["grey"] if grid.shape[0] == 1 else ["red", "green", "blue"][: grid.shape[0]]
         for channel, name in zip(grid, names, strict=False):
-            column.image(filter_image(channel), caption=f"input channel: {name}", clamp=True)
+            column.image(
+                filter_image(channel), caption=f"input channel: {name}", clamp=True,
+                alt=f"First-layer filters of {labels[info.run_id]} on the {name} input channel",
+            )  # fmt: skip
         height, width = convolution.kernel_size
         column.caption(
             f"{convolution.out_channels} kernels of {height} x {width}, stride "
@@ -130,10 +133,16 @@ def show_feature_maps(info: RunInfo, image: np.ndarray) -> None:
     wider = {chosen: CLOSER_CHANNELS} if chosen is not None else None
     stages = feature_maps(predictor, image, wider=wider)
     for stage in stages:
-        strips.image(stage.leading(CHANNELS_PER_STAGE).tiles, caption=stage.caption)
+        strips.image(
+            stage.leading(CHANNELS_PER_STAGE).tiles, caption=stage.caption,
+            alt=f"The most active feature maps of {stage.caption}",
+        )  # fmt: skip
     if chosen is not None:
         stage = next(item for item in stages if item.info.index == chosen)
-        st.image(wrap_tiles(stage.tiles, per_row=8), caption=stage.caption)
+        st.image(
+            wrap_tiles(stage.tiles, per_row=8), caption=stage.caption,
+            alt=f"The {CLOSER_CHANNELS} most active feature maps of {stage.caption}",
+        )  # fmt: skip
 
 
 def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
@@ -247,11 +256,12 @@ def show_point(info: RunInfo, relative_path: str) -> None:
     method = preferred_method(info.path, DEFAULT_CAM_METHOD)
     cam = explain_slice(predictor, pixels, method=method, target_class=predictor.classes.index(top))
     left, right = st.columns(2)
-    left.image(pixels, caption=relative_path, clamp=True)
+    left.image(pixels, caption=relative_path, clamp=True, alt=f"The image {relative_path}")
     method_name = METHOD_CAPTIONS[method].split(":")[0]
     right.image(
         overlay(pixels, cam.cam),
         caption=f"predicted {top} ({prediction.probabilities[top]:.1%}); {method_name}",
+        alt=f"{relative_path} with a heat map of the regions that drove the score for {top}",
     )
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.figures.palette import colour as _colour
+from core.figures.palette import symbol as _symbol
+from core.figures.palette import translucent as _translucent
 from core.runs.records import EpochRecord
-from core.ui.palette import colour as _colour
-from core.ui.palette import symbol as _symbol
-from core.ui.palette import translucent as _translucent
 
 PERCENT_METRICS_SUFFIXES = ("accuracy", "macro_f1", "generalization_gap")
 BANDS = {

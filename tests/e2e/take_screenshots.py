@@ -109,9 +109,17 @@ def run_shots(page: Page, server: AppServer, best: RunInfo, out: Path, data: Pat
     scroll_to(ui.main(page).locator("h3").filter(has_text="Run"))
     save(page, out, "train-run")
 
+    ui.open_page(page, server.url, "train")
+    settle(page)
+    scroll_to(ui.main(page).locator("h3").filter(has_text="New training run"))
+    save(page, out, "train-recipe")
+
     ui.open_page(page, server.url, "compare")
     settle(page)
     save(page, out, "compare-runs")
+    scroll_to(ui.main(page).locator("h3").filter(has_text="Selected runs"))
+    settle(page)
+    save(page, out, "compare-verdict")
     scroll_to(ui.main(page).get_by_text("Accuracy on each split"))
     settle(page)
     save(page, out, "compare-results")
