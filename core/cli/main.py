@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from core.cli.dataset import add_dataset_commands
 from core.cli.evaluation import add_evaluation_commands
+from core.cli.export import add_export_commands
 from core.cli.inference import add_inference_commands
 from core.cli.inspection import add_inspection_commands
 from core.cli.report import add_report_commands
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluation_commands(commands)
     add_study_commands(commands)
     add_inspection_commands(commands)
+    add_export_commands(commands)
     add_report_commands(commands)
     return parser
 
