@@ -11,10 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.figures.palette import colour, symbol
+from core.figures.palette import REFERENCE, colour, dash, symbol
 from core.runs.metrics_records import SplitReport, StressRecord
 
-DASHES = ("solid", "dash", "dot", "dashdot")  # ROC curves have no markers: a dash per run
 MIN_BIN_IMAGES = 10
 """A reliability bin of fewer images says little about calibration (one image more or less moves
 its accuracy by 10 points or more): it is drawn hollow and left out of the line."""
@@ -70,7 +69,7 @@ def roc_chart(reports: dict[str, SplitReport], classes: Sequence[str]) -> go.Fig
         row, column = index // columns + 1, index % columns + 1
         figure.add_trace(
             go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
-                       line={"color": "grey", "dash": "dash", "width": 1}),
+                       line={"color": REFERENCE, "dash": "dash", "width": 1}),
             row=row, col=column,
         )  # fmt: skip
         for position, (label, by_class) in enumerate(curves.items()):
@@ -81,7 +80,7 @@ def roc_chart(reports: dict[str, SplitReport], classes: Sequence[str]) -> go.Fig
                 go.Scatter(
                     x=curve.get("fpr"), y=curve.get("tpr"), mode="lines", name=label,
                     legendgroup=label, showlegend=index == 0,
-                    line={"color": colour(position), "dash": DASHES[position % len(DASHES)]},
+                    line={"color": colour(position), "dash": dash(position)},
                 ),
                 row=row, col=column,
             )  # fmt: skip
@@ -110,7 +109,7 @@ def reliability_chart(reports: dict[str, SplitReport]) -> go.Figure:
     joined by the line (RELIABILITY_CAPTION says so where the chart is shown)."""
     figure = go.Figure(
         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
-                   line={"color": "grey", "dash": "dash", "width": 1})
+                   line={"color": REFERENCE, "dash": "dash", "width": 1})
     )  # fmt: skip
     hover = "confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} images)<extra></extra>"
     for position, (label, report) in enumerate(reports.items()):

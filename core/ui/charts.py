@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-SPLIT_COLOURS = {"train": "#4C78A8", "val": "#F58518", "test": "#54A24B"}
+from core.figures.palette import HIGHLIGHT, SPLIT_COLOURS, class_colours, class_dashes
 
 
 def class_counts_chart(counts: dict[str, dict[str, int]]) -> go.Figure:
@@ -48,8 +48,10 @@ def intensity_histogram_chart(histograms: dict[str, np.ndarray]) -> go.Figure:
     """Pixel intensity distribution per class (fraction of pixels per grey level)."""
     figure = go.Figure()
     levels = np.arange(256)
+    colours, dashes = class_colours(list(histograms)), class_dashes(list(histograms))
     for label, histogram in histograms.items():
-        figure.add_trace(go.Scatter(x=levels, y=histogram, mode="lines", name=label))
+        line = {"color": colours[label], "dash": dashes[label]}
+        figure.add_trace(go.Scatter(x=levels, y=histogram, mode="lines", name=label, line=line))
     figure.update_layout(
         height=360,
         margin={"t": 30, "b": 10},
@@ -70,7 +72,7 @@ def distance_histogram_chart(nearest: np.ndarray, threshold: float) -> go.Figure
     figure.add_vline(
         x=threshold,
         line_dash="dash",
-        line_color="crimson",
+        line_color=HIGHLIGHT,
         annotation_text=f"threshold {threshold:.3f}",
     )
     figure.update_layout(

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.data.discovery import DatasetError
 from core.evaluation.evaluate import SPLIT_LABELS
+from core.figures.palette import REFERENCE, class_colours, class_symbols
 from core.figures.palette import colour as run_colour
 from core.figures.palette import symbol as run_symbol
 from core.imaging.pixels import ImageReadError
@@ -32,6 +33,11 @@ from core.ui.datasets import test_images_by_class
 from core.ui.progress import progress_bar
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+# Plotly's marker names (the palette's) as Vega-Lite spells them.
+VEGA_SHAPES = {
+    "circle": "circle", "square": "square", "diamond": "diamond", "triangle-up": "triangle-up",
+    "cross": "cross", "x": "cross", "star": "triangle-down", "hexagon": "triangle-right",
+}  # fmt: skip
 PICKED = "picked"  # the projector's click selection
 
 
@@ -165,7 +171,7 @@ def probes_chart(results: dict[str, dict[str, Any]]) -> go.Figure:
             ))  # fmt: skip
         chance = result["chance"]
     if chance is not None:
-        figure.add_hline(y=chance, line_dash="dash", line_color="grey", annotation_text="chance")
+        figure.add_hline(y=chance, line_dash="dash", line_color=REFERENCE, annotation_text="chance")
     figure.update_layout(
         height=380, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25},
         xaxis_title="depth (stage / number of stages)", yaxis_title="validation accuracy",
@@ -219,15 +225,24 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
     frame["shown"] = np.where(frame["correct"], "right", "wrong")
     frame["image"] = thumbnails(str(info.config.data.root), tuple(frame["path"]))
     picked = alt.selection_point(name=PICKED, fields=["path"], on="click")
+    # The class by colour and shape (never colour alone); a misclassified image hollow.
+    classes = sorted(frame["label"].astype(str).unique())
+    colours, shapes = class_colours(classes), class_symbols(classes)
+    colour_scale = alt.Scale(domain=classes, range=[colours[name] for name in classes])
+    shape_scale = alt.Scale(domain=classes, range=[VEGA_SHAPES[shapes[name]] for name in classes])
     chart = (
         alt.Chart(frame)
-        .mark_point(filled=True, size=45)
+        .mark_point(filled=True, size=55, strokeWidth=1.5)
         .encode(
             x=alt.X(f"{method}_x:Q", title=None),
             y=alt.Y(f"{method}_y:Q", title=None),
-            color=alt.Color("label:N", title="true class"),
-            shape=alt.Shape("shown:N", title="prediction",
-                            scale=alt.Scale(domain=["right", "wrong"], range=["circle", "cross"])),
+            color=alt.Color("label:N", title="true class", scale=colour_scale),
+            stroke=alt.Stroke("label:N", scale=colour_scale, legend=None),
+            shape=alt.Shape("label:N", title="true class", scale=shape_scale),
+            fillOpacity=alt.FillOpacity(
+                "shown:N", title="prediction (hollow: wrong)",
+                scale=alt.Scale(domain=["right", "wrong"], range=[0.85, 0.0]),
+            ),
             tooltip=["image", "path", "label", "predicted"],  # vega-tooltip draws "image"
         )
         .add_params(picked)
@@ -237,7 +252,7 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
                             on_select="rerun", selection_mode=PICKED)  # fmt: skip
     st.caption(
         f"{record['n']} {SPLIT_LABELS[split]} images, {labels[info.run_id]}'s last-stage features; "
-        f"crosses: misclassified ({(~frame['correct']).sum()}). Hover over a point for its "
+        f"hollow: misclassified ({(~frame['correct']).sum()}). Hover over a point for its "
         "image; click it to open the image with its prediction and map."
     )
     points = event.selection.get(PICKED, []) if event else []

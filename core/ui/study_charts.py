@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.figures.palette import REFERENCE, SPLIT_COLOURS
 from core.figures.palette import colour as _colour
 from core.figures.palette import symbol as _symbol
 from core.figures.palette import translucent as _translucent
@@ -104,18 +105,19 @@ def overfitting_chart(history: Sequence[EpochRecord], best_epoch: int | None) ->
         train, val = frame[f"train_{metric}"], frame[f"val_{metric}"]
         figure.add_trace(go.Scatter(
             x=frame["epoch"], y=train, name=f"train {metric}", yaxis=axis,
-            line={"color": "#4C78A8", "dash": "dot"}, legendgroup=metric,
+            line={"color": SPLIT_COLOURS["train"], "dash": "dot"}, legendgroup=metric,
         ))  # fmt: skip
         figure.add_trace(go.Scatter(
             x=frame["epoch"], y=val, name=f"validation {metric}", yaxis=axis, fill="tonexty",
-            fillcolor="rgba(245,133,24,0.15)", line={"color": "#F58518"}, legendgroup=metric,
+            fillcolor=_translucent(SPLIT_COLOURS["val"], 0.15),
+            line={"color": SPLIT_COLOURS["val"]}, legendgroup=metric,
         ))  # fmt: skip
     marked = best_epoch
     if marked is None and frame["val_loss"].notna().any():  # a run without metrics.json
         marked = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
     if marked is not None:
         figure.add_vline(
-            x=float(marked), line_dash="dash", line_color="grey",
+            x=float(marked), line_dash="dash", line_color=REFERENCE,
             annotation_text=f"lowest validation loss: epoch {int(marked)}",
         )  # fmt: skip
     figure.update_layout(

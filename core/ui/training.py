@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from core.figures.palette import REFERENCE, SPLIT_COLOURS, translucent
 from core.jobs import JobManager, JobSnapshot
 from core.runs.registry import RunInfo, mark_interrupted_runs
 from core.ui.memo import shared_memo
@@ -94,7 +95,7 @@ def history_chart(
         steps, losses = zip(*batch_losses, strict=True)
         figure.add_trace(
             go.Scatter(x=steps, y=losses, mode="lines", name="train loss (batches)",
-                       line={"width": 1, "color": "rgba(76,120,168,0.35)"}),
+                       line={"width": 1, "color": translucent(SPLIT_COLOURS["train"], 0.35)}),
             row=1, col=1,
         )  # fmt: skip
     columns = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"]
@@ -103,10 +104,10 @@ def history_chart(
     frame = frame.apply(pd.to_numeric, errors="coerce").dropna(subset=["epoch"])
     if not frame.empty:
         for column, name, colour, panel in (
-            ("train_loss", "train loss", "#4C78A8", 1),
-            ("val_loss", "validation loss", "#F58518", 1),
-            ("train_accuracy", "train accuracy", "#4C78A8", 2),
-            ("val_accuracy", "validation accuracy", "#F58518", 2),
+            ("train_loss", "train loss", SPLIT_COLOURS["train"], 1),
+            ("val_loss", "validation loss", SPLIT_COLOURS["val"], 1),
+            ("train_accuracy", "train accuracy", SPLIT_COLOURS["train"], 2),
+            ("val_accuracy", "validation accuracy", SPLIT_COLOURS["val"], 2),
         ):
             dash = "dot" if column.startswith("train") else "solid"
             trace = go.Scatter(
@@ -120,7 +121,7 @@ def history_chart(
                 text=f"{what} appear after the first epoch",
                 xref=f"x{panel if panel > 1 else ''} domain",
                 yref=f"y{panel if panel > 1 else ''} domain", x=0.5, y=0.5,
-                showarrow=False, font={"color": "grey"},
+                showarrow=False, font={"color": REFERENCE},
             )  # fmt: skip
     figure.update_xaxes(title_text="epoch")
     figure.update_layout(
