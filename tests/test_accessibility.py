@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.figures.palette import RUN_COLOURS, class_colours
-from core.ui.charts import intensity_histogram_chart
+from core.figures.palette import RUN_COLOURS, SPLIT_COLOURS, class_colours
+from core.ui.charts import class_counts_chart, intensity_histogram_chart
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE_SOURCES = sorted([*PROJECT_ROOT.glob("app_pages/*.py"), *PROJECT_ROOT.glob("core/ui/*.py")])
@@ -86,3 +86,11 @@ def test_classes_keep_one_colour_and_a_dash_of_their_own() -> None:
     lines = {trace.name: trace.line for trace in figure.data}
     assert {name: line.color for name, line in lines.items()} == colours
     assert len({line.dash for line in lines.values()}) == 4  # not by colour alone
+
+
+def test_splits_differ_by_hatching_as_well_as_colour() -> None:
+    figure = class_counts_chart({"train": {"a": 5}, "val": {"a": 2}, "test": {"a": 1}})
+    assert len({trace.marker.pattern.shape for trace in figure.data}) == 3
+    assert [trace.marker.color for trace in figure.data] == [
+        SPLIT_COLOURS[name] for name in ("train", "val", "test")
+    ]

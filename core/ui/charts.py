@@ -22,6 +22,7 @@ def class_counts_chart(counts: dict[str, dict[str, int]]) -> go.Figure:
         x="class",
         y="images",
         color="split",
+        pattern_shape="split",  # a hatch per split as well: not told apart by colour alone
         barmode="group",
         text="images",
         color_discrete_map=SPLIT_COLOURS,
