@@ -13,7 +13,6 @@ from core.ui.datasets import (
     audit_is_ready,
     audit_threshold,
     choose_dataset_dir,
-    counted,
     dataset_images,
     intensity_histograms,
     pair_page_ui,
@@ -24,6 +23,7 @@ from core.ui.datasets import (
 from core.ui.downloads import csv_download
 from core.ui.images import displayable
 from core.ui.sidebar import page_dataset
+from core.ui.wording import counted
 
 THUMBNAIL_SIZE = 128
 PAIRS_PER_PAGE = 6

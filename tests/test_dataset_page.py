@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import paths
 from core.data.index import open_dataset
-from core.ui.datasets import counted
 from core.ui.memo import shared_memo
+from core.ui.wording import counted
 from tests.conftest import PROJECT_ROOT, TIMEOUT
 from tests.test_data import make_kaggle
 

@@ -4,6 +4,7 @@ offline, CAMs inlined; the `report` command's exits and one-line errors; Compare
 from __future__ import annotations
 
 import base64
+import html
 import re
 from pathlib import Path
 
@@ -245,3 +246,13 @@ def test_compare_builds_a_report_to_download(
     assert any("Could not build the report: run x" in error.value for error in app.error)
     app.multiselect(key="compare_runs").set_value([]).run()
     assert app.button(key="compare_report").disabled
+
+
+def test_the_report_opens_with_compares_verdict(report: str, made: Runs, labels: dict) -> None:
+    from core.evaluation.verdict import verdict_line
+
+    line = verdict_line(reported_runs(made), labels)
+    header = report.split("<nav>", 1)[0]
+    verdict = header.split('<p class="verdict">', 1)[1].split("</p>", 1)[0]
+    assert verdict.startswith("<strong>") and "McNemar p = " in verdict
+    assert re.sub(r"</?strong>", "**", verdict) == html.escape(line, quote=True)

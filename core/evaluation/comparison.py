@@ -12,7 +12,7 @@ import pandas as pd
 from core.evaluation import metrics
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, STRICTER_SPLITS, load_predictions
 from core.evaluation.external import stored_externals
-from core.evaluation.run_selection import EXTERNAL_PREFIX, report_of, stored_evaluation
+from core.evaluation.run_selection import EXTERNAL_PREFIX, report_of, short_label, stored_evaluation
 from core.runs.metrics_records import Calibration, EvaluationRecord, SplitReport
 from core.runs.registry import RunInfo
 
@@ -52,7 +52,7 @@ def run_row(info: RunInfo) -> dict[str, Any]:
     evaluation = stored_evaluation(info)
     row: dict[str, Any] = {
         "run": info.run_id,
-        "name": info.display_name,
+        "name": short_label(info),
         "status": "damaged" if info.damaged else info.status,
         "model": info.model_name,
         "family": config.model_family if config else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ from core.evaluation.comparison import calibration_table, runs_table
 from core.evaluation.evaluate import SPLITS, stored_evaluation
 from core.evaluation.run_selection import class_names, external_splits, report_of, run_labels
 from core.evaluation.stress import stored_stress
+from core.evaluation.verdict import verdict_line
 from core.figures.compare import accuracy_time_chart, curves_chart, split_accuracy_chart
 from core.figures.evaluation import (
     RELIABILITY_CAPTION,
@@ -88,6 +90,19 @@ def _header(infos: Sequence[RunInfo], labels: dict[str, str], created: datetime)
             "meta",
         )
         + paragraph(f"Runs: {runs}.", "meta")
+        + _verdict(infos, labels)
+    )
+
+
+def _verdict(infos: Sequence[RunInfo], labels: dict[str, str]) -> str:
+    """Compare's one-line verdict, its **bold** run names as <strong>."""
+    line = verdict_line(infos, labels)
+    if line is None:
+        return ""
+    return (
+        '<p class="verdict">'
+        + re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text(line))
+        + "</p>"
     )
 
 

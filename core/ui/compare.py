@@ -36,6 +36,7 @@ from core.ui.compare_charts import show_confusion_matrices
 from core.ui.downloads import csv_download
 from core.ui.progress import work_on_runs
 from core.ui.run_management import SELECTION_KEY, run_summary
+from core.ui.wording import counted
 
 EVALUATION_REPORT_KEY = "_compare_evaluation_report"
 
@@ -104,18 +105,13 @@ TABLE_CONFIG: dict[str, Any] = {
 }
 
 
-def plural(count: int, template: str) -> str:
-    """'Evaluate 1 run', 'Evaluate 3 runs'."""
-    return template.format(count) + ("" if count == 1 else "s")
-
-
 def evaluate_with_progress(pending: Sequence[RunInfo]) -> None:
     """Evaluate each run under a status box; one failure never stops the others. Reruns."""
     failures = work_on_runs(
         pending,
         {info.run_id: info.display_name for info in pending},
         lambda info, events: evaluate_run(info.run_id, events=events),
-        title=plural(len(pending), "Evaluating {} run") + "...",
+        title=f"Evaluating {counted(len(pending), 'run')}...",
         doing="evaluating on validation, the official test and its stricter subsets",
         done="Evaluated",
     )
@@ -130,7 +126,7 @@ def show_evaluation_report() -> None:
         return
     done, failures = report
     if done:
-        st.success(plural(done, "Evaluated {} run") + ".")
+        st.success(f"Evaluated {counted(done, 'run')}.")
     for failure in failures:
         st.error(f"Could not evaluate {failure}")
 
@@ -227,11 +223,13 @@ def show_evaluate_button(infos: Sequence[RunInfo]) -> None:
     if not pending:
         return
     st.info(
-        plural(len(pending), "{} completed run") + " without test results. Evaluating computes "
+        f"{counted(len(pending), 'completed run')} without test results. Evaluating computes "
         "validation, official test, duplicate-free and unseen-scan test metrics once and stores "
         "them in the run."
     )
-    if st.button(plural(len(pending), "Evaluate {} run"), key="compare_evaluate", type="primary"):
+    if st.button(
+        f"Evaluate {counted(len(pending), 'run')}", key="compare_evaluate", type="primary"
+    ):
         evaluate_with_progress(pending)
 
 

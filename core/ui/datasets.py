@@ -154,11 +154,6 @@ def audit_threshold() -> float:
     return float(st.session_state.get(AUDIT_THRESHOLD_KEY, audit.DEFAULT_THRESHOLD))
 
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """'1 file', '2 files', '7,019 images' (`plural` where adding an s is wrong: 'copies')."""
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
-
-
 def _turn_pair_page(step: int) -> None:
     # A button callback runs before the script, so pair_page_ui clamps the result.
     st.session_state[PAIR_PAGE_KEY] = int(st.session_state.get(PAIR_PAGE_KEY, 1)) + step
