@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.evaluation.evaluate import SPLIT_LABELS, stored_evaluation
 from core.evaluation.external import stored_externals
+from core.evaluation.run_selection import short_label
 from core.evaluation.stress import stored_stress
 from core.jobs import JobSnapshot
 from core.runs.registry import RunInfo
@@ -95,7 +96,7 @@ def workflow_steps(
     else:
         info, accuracies = best
         scores = ", ".join(f"{acc:.1%} {SPLIT_LABELS[split]}" for split, acc in accuracies.items())
-        compared = f"best: {info.display_name} ({info.model_name}), accuracy {scores}."
+        compared = f"best: {short_label(info)}, accuracy {scores}."
     compare = Step("Compare runs", compared, best is not None, "Compare runs",
                    "app_pages/compare.py")  # fmt: skip
     stressed = [info for info in runs if stored_stress(info) is not None]

@@ -258,7 +258,8 @@ def show_recipe_record(record: RecipeMeasurement | None, dataset_fingerprint: st
     if record is None:
         st.info("This recipe has no measured record yet.", icon=":material/help:")
         return
-    columns = st.columns(6)
+    # Two rows of three: six numbers side by side leave each too narrow to read.
+    columns = [*st.columns(3), *st.columns(3)]
     for column, split in zip(columns, RECORD_LABELS, strict=False):
         label, meaning = RECORD_LABELS[split]
         value = record.scores.get(split)
