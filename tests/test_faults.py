@@ -46,10 +46,11 @@ from streamlit.testing.v1 import AppTest
 app = AppTest.from_file("Home.py", default_timeout=120).run()
 app.switch_page("app_pages/train.py").run()
 app.selectbox(key="train_model").select("cnn_fast").run()
-app.number_input(key="train_epochs_cnn_fast").set_value(300)
-app.select_slider(key="train_size_cnn_fast").set_value(64)
+app.radio(key="train_recipe_cnn_fast").set_value("custom").run()
+app.number_input(key="train_epochs_cnn_fast_custom").set_value(300)
+app.select_slider(key="train_image_size_cnn_fast_custom").set_value(64)
 app.number_input(key="train_subset").set_value(20)
-app.number_input(key="train_patience_cnn_fast").set_value(0)
+app.number_input(key="train_patience_cnn_fast_custom").set_value(0)
 next(button for button in app.button if button.label == "Start training").click().run()
 assert not app.exception, app.exception
 run_id = app.query_params["run"]

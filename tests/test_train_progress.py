@@ -64,8 +64,10 @@ def start_job(app: AppTest, model: str, size: int) -> None:
     app.run()
     app.switch_page("app_pages/train.py").run()
     app.selectbox(key="train_model").select(model).run()
-    app.number_input(key=f"train_epochs_{model}").set_value(1)
-    app.select_slider(key=f"train_size_{model}").set_value(size)
+    if any(radio.key == f"train_recipe_{model}" for radio in app.radio):
+        app.radio(key=f"train_recipe_{model}").set_value("custom").run()
+    app.number_input(key=f"train_epochs_{model}_custom").set_value(1)
+    app.select_slider(key=f"train_image_size_{model}_custom").set_value(size)
     app.number_input(key="train_subset").set_value(20)
     next(button for button in app.button if button.label == "Start training").click().run()
     assert not app.exception
