@@ -15,7 +15,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 
+from core.serving import read_only
 from core.ui.datasets import current_dataset
+from core.ui.serving import require_login
 from core.ui.sidebar import render_sidebar
 from core.ui.training import mark_interrupted_runs_once
 
@@ -34,6 +36,8 @@ navigation = st.navigation(
         st.Page("app_pages/classify.py", title="Classify", icon=":material/neurology:"),
     ]
 )
-mark_interrupted_runs_once()
+require_login()  # stops here for a visitor not logged in, when secrets.toml has [auth]
+if not read_only():  # a read-only server writes nothing under checkpoints/, not even this
+    mark_interrupted_runs_once()
 render_sidebar(current_dataset())
 navigation.run()

@@ -22,6 +22,7 @@ from core.ui.datasets import (
 )
 from core.ui.downloads import csv_download
 from core.ui.images import displayable
+from core.ui.serving import dataset_folder_ui, withheld
 from core.ui.sidebar import page_dataset
 from core.ui.wording import counted
 
@@ -41,12 +42,12 @@ with st.expander("Use another dataset folder", expanded=False):
         "Kaggle layout (`Training/<class>/`, `Testing/<class>/`, optional `Validation/`) "
         "or one folder per class. The folder is only read, never changed."
     )
-    typed = st.text_input("Dataset folder", value=str(selected_dataset_dir()), key="dataset_path")
+    typed = dataset_folder_ui(selected_dataset_dir())
     use_column, reset_column = st.columns(2)
     if use_column.button("Use this folder", key="use_dataset", type="primary"):
         problem = choose_dataset_dir(typed)
         if problem:
-            st.error(f"Not a dataset: {problem}")
+            st.error(f"Cannot use this folder: {problem}")
         else:
             st.rerun()
     if reset_column.button("Back to the default dataset", key="reset_dataset"):
@@ -322,8 +323,8 @@ with audit_tab:
     )
     if audit_is_ready(dataset):
         show_audit()
-    elif st.button("Run the audit", key="run_audit", type="primary"):
-        audit_candidates(dataset)
-        st.rerun()  # draw the results without the button, which has done its job
-    else:
+    elif not withheld("running the audit"):
+        if st.button("Run the audit", key="run_audit", type="primary"):
+            audit_candidates(dataset)
+            st.rerun()  # draw the results without the button, which has done its job
         st.caption("The audit decodes every image once and compares all pairs (under a minute).")

@@ -7,6 +7,7 @@ from core.models.choices import model_choices
 from core.studies.plan import StudyError, list_studies, load_study
 from core.studies.summary import cell_results
 from core.ui.memo import shared_memo
+from core.ui.serving import withheld
 from core.ui.sidebar import page_dataset
 from core.ui.studies import cells_table, choose_study, show_new_study_form, show_results
 from core.ui.training import job_manager, show_job_progress
@@ -65,7 +66,11 @@ def live() -> None:
         )
     idle = snapshot is None or not snapshot.active
     resume = idle and current.state != "finished"
-    if resume and st.button("Resume the study", type="primary", key="study_resume"):
+    if (
+        resume
+        and not withheld("resuming a study")
+        and st.button("Resume the study", type="primary", key="study_resume")
+    ):
         try:
             manager.submit_study(current.study_id)
         except ValueError as error:

@@ -13,6 +13,7 @@ from core.training.estimate import estimate_epoch
 from core.training.recipes import RECOMMENDED_MODEL, recipe_options
 from core.training.request import make_request
 from core.ui.memo import shared_memo
+from core.ui.serving import withheld
 from core.ui.sidebar import page_dataset
 from core.ui.train_form import (
     CUSTOM,
@@ -184,6 +185,7 @@ if past_runs:
             )
 
 st.subheader("New training run")
+training_withheld = withheld("training")  # said before the form, not after it is filled
 catalogue = shared_memo().get(("model-choices",), model_choices)
 entries = {entry.name: entry for entry in catalogue}
 names = list(entries)
@@ -259,6 +261,8 @@ if mode == CUSTOM:
         else f"Custom settings are not measured; so far they are the {RECIPE_LABELS[base]}."
     )
 
+if training_withheld:
+    st.stop()  # no Estimate or Start button on a read-only server
 estimate_column, start_column = st.columns([1, 1])
 estimate_clicked = estimate_column.button("Estimate time per epoch", key="train_estimate")
 start_clicked = start_column.button("Start training", type="primary", key="train_start")

@@ -16,6 +16,7 @@ CACHE_DIR_ENV = "BTW_CACHE_DIR"
 CHECKPOINTS_ENV = "BTW_CHECKPOINTS"
 REAL_DATA_ENV = "BTW_REAL_DATA_DIR"
 FP16_WEIGHTS_ENV = "BTW_FP16_WEIGHTS_DIR"
+DATA_ROOTS_ENV = "BTW_DATA_ROOTS"
 
 
 def _from_env(variable: str, default: Path) -> Path:
@@ -32,6 +33,19 @@ def configured_dataset_dir() -> Path | None:
     """The dataset named by BTW_DATA_DIR, or None when the variable is unset."""
     value = os.environ.get(DATA_DIR_ENV, "").strip()
     return Path(value).expanduser().resolve() if value else None
+
+
+def allowed_data_roots() -> list[Path] | None:
+    """The folders BTW_DATA_ROOTS allows the app to open datasets in (os.pathsep-separated),
+    resolved; None when the variable is unset, which allows any folder.
+
+    A value that names no folder (only separators) gives an empty list: nothing but the demo.
+    """
+    value = os.environ.get(DATA_ROOTS_ENV, "")
+    if not value.strip():
+        return None
+    folders = (part.strip() for part in value.split(os.pathsep))
+    return [Path(folder).expanduser().resolve() for folder in folders if folder]
 
 
 def demo_dataset_dir() -> Path:

@@ -36,6 +36,7 @@ from core.ui.compare_charts import show_confusion_matrices
 from core.ui.downloads import csv_download
 from core.ui.progress import work_on_runs
 from core.ui.run_management import SELECTION_KEY, run_summary
+from core.ui.serving import withheld
 from core.ui.wording import counted
 
 EVALUATION_REPORT_KEY = "_compare_evaluation_report"
@@ -227,6 +228,8 @@ def show_evaluate_button(infos: Sequence[RunInfo]) -> None:
         "validation, official test, duplicate-free and unseen-scan test metrics once and stores "
         "them in the run."
     )
+    if withheld("evaluating runs"):
+        return
     if st.button(
         f"Evaluate {counted(len(pending), 'run')}", key="compare_evaluate", type="primary"
     ):

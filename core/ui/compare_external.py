@@ -10,7 +10,9 @@ import streamlit as st
 
 from core.evaluation.external import evaluate_external, parse_class_map, stored_externals
 from core.runs.registry import RunInfo
+from core.serving import dataset_folder_refusal
 from core.ui.progress import show_work_failures, work_on_runs
+from core.ui.serving import withheld
 
 EXTERNAL_REPORT_KEY = "_compare_external_report"
 
@@ -80,6 +82,8 @@ def show_external_sets(selected: Sequence[RunInfo], labels: dict[str, str]) -> N
                         f"{labels.get(info.run_id, info.run_id)} on {name}: the run's dataset "
                         "is not on this machine, so copies of its images were not looked for."
                     )
+    if withheld("scoring the runs on an external set"):
+        return
     with st.form("compare_external_form"):
         folder = st.text_input(
             "Folder of labelled images",
@@ -109,5 +113,8 @@ def show_external_sets(selected: Sequence[RunInfo], labels: dict[str, str]) -> N
         return
     if not folder.strip():
         st.error("Type the path of a folder of labelled images first.")
+        return
+    if refusal := dataset_folder_refusal(folder.strip()):
+        st.error(f"Cannot score on this folder: {refusal}")
         return
     _score(usable, labels, folder.strip(), name.strip(), class_map)

@@ -16,6 +16,7 @@ from core.data.discovery import DatasetError, discover
 from core.data.index import Dataset, open_dataset
 from core.data.locate import resolve_dataset_dir
 from core.data.statistics import class_intensity_histograms
+from core.serving import dataset_folder_refusal
 from core.ui.memo import shared_memo
 from core.ui.progress import progress_bar
 
@@ -51,6 +52,8 @@ def choose_dataset_dir(text: str) -> str | None:
     folder = Path(text.strip()).expanduser()
     if not text.strip():
         return "Type the path of a dataset folder."
+    if refusal := dataset_folder_refusal(folder):  # before discover() lists anything there
+        return refusal
     try:
         discover(folder)
     except (DatasetError, OSError) as error:
@@ -92,6 +95,10 @@ def load_dataset(root: Path) -> Dataset:
 def current_dataset() -> Dataset | None:
     """The selected dataset, or None after showing why it cannot be opened."""
     root = selected_dataset_dir()
+    # Every way in (?data=, the Dataset page, --data, BTW_DATA_DIR, data/) passes here.
+    if refusal := dataset_folder_refusal(root):
+        st.error(f"Cannot open the dataset: {refusal}")
+        return None
     try:
         return load_dataset(root)
     except (DatasetError, OSError) as error:

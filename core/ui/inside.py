@@ -31,6 +31,7 @@ from core.runs.registry import RunInfo
 from core.ui.classify import explain_slice, load_predictor
 from core.ui.datasets import test_images_by_class
 from core.ui.progress import progress_bar
+from core.ui.serving import withheld
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 # Plotly's marker names (the palette's) as Vega-Lite spells them.
@@ -194,8 +195,10 @@ def show_probes(runs: Sequence[RunInfo], labels: dict[str, str]) -> None:
             "regression (dotted) on that stage's averaged features, learned from a sample of "
             "the run's training images."
         )
-    if missing and st.button(
-        f"Compute layer probes for {len(missing)} run(s)", key="inside_probes"
+    if (
+        missing
+        and not withheld("computing layer probes")
+        and st.button(f"Compute layer probes for {len(missing)} run(s)", key="inside_probes")
     ):
         for info in missing:
             with progress_bar(f"Probing {labels[info.run_id]}:") as events:
@@ -212,7 +215,9 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
     )
     record = read_section(info.path, "embeddings", split, None)
     if record is None or not embedding_path(info.path, split).exists():
-        if st.button("Compute the embedding", key="inside_embedding"):
+        if not withheld("computing the embedding") and st.button(
+            "Compute the embedding", key="inside_embedding"
+        ):
             with progress_bar("Embedding:") as events:
                 embedding(info.run_id, split, events=events)
             st.rerun()
@@ -310,7 +315,9 @@ def show_sanity(info: RunInfo) -> None:
             "falls when the map's most relevant pixels are removed than its least relevant "
             "(higher is better; compare the random map's)."
         )
-    elif st.button("Run the sanity checks (a few minutes)", key="inside_sanity"):
+    elif not withheld("running the sanity checks") and st.button(
+        "Run the sanity checks (a few minutes)", key="inside_sanity"
+    ):
         with progress_bar("Sanity checks:") as events:
             sanity_checks(info.run_id, images=8, events=events)
         st.rerun()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.events import PROGRESS, Events, StageProgress
 from core.runs.registry import RunInfo
+from core.ui.serving import withheld
 
 
 @contextlib.contextmanager
@@ -85,7 +86,10 @@ def work_button(
     done: str,
 ) -> None:
     """A button that does `work` on each pending run under a status box, keeps the failures
-    for `show_work_failures` and reruns (the page above was drawn before the work)."""
+    for `show_work_failures` and reruns (the page above was drawn before the work); on a
+    read-only server, a line saying why there is no button."""
+    if withheld("computing and storing new results"):
+        return
     if st.button(label, key=key):
         st.session_state[report_key] = work_on_runs(
             pending, labels, work, title=title, doing=doing, done=done

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.runs.layout import RunError
 from core.runs.registry import RunInfo, delete_run, rename_run, set_tags
+from core.ui.serving import withheld
 
 FEEDBACK_KEY = "_compare_feedback"
 
@@ -86,7 +87,10 @@ def run_summary(info: RunInfo) -> str:
 
 
 def show_run_management(infos: Sequence[RunInfo], labels: dict[str, str]) -> None:
-    """Rename, tag or delete one run (in an expander)."""
+    """Rename, tag or delete one run (in an expander); on a read-only server, a line saying
+    that none of it is offered."""
+    if withheld("renaming, tagging or deleting a run"):
+        return
     by_id = {info.run_id: info for info in infos}
     with st.expander("Rename, tag or delete a run"):
         target = st.selectbox(

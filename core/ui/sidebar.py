@@ -1,14 +1,17 @@
-"""The sidebar shown on every page: dataset in use and compute device."""
+"""The sidebar shown on every page: the server's mode, dataset in use and compute device."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from core import paths
 from core.data.index import Dataset
 from core.device import detect_device
 from core.jobs import STUDY_JOB
+from core.serving import read_only
 from core.ui.datasets import current_dataset
 from core.ui.memo import shared_memo
+from core.ui.serving import login_configured
 from core.ui.training import job_fraction, job_manager, progress_text
 
 STATUS_REFRESH_SECONDS = 2.0
@@ -35,8 +38,10 @@ def page_dataset() -> Dataset:
 
 
 def render_sidebar(dataset: Dataset | None) -> None:
-    """Dataset (path, classes, images, demo or real), device and the training job, if any."""
+    """Who is logged in and what the server allows, dataset (path, classes, images, demo or
+    real), device and the training job, if any."""
     with st.sidebar:
+        show_server_mode()
         st.markdown("#### Dataset")
         if dataset is None:
             st.caption("No dataset could be opened.")
@@ -52,6 +57,19 @@ def render_sidebar(dataset: Dataset | None) -> None:
         st.markdown("#### Training")
         jobs = job_manager().snapshots()
         show_training_status(watching=any(snapshot.active for snapshot in jobs))
+
+
+def show_server_mode() -> None:
+    """'read-only server' and the dataset allow-list when they are on; who is logged in."""
+    if read_only():
+        st.markdown(":material/lock: **read-only server**")
+        st.caption("Classify and view; no training, renaming, deleting or new results.")
+    if paths.allowed_data_roots() is not None:
+        st.caption(f"Datasets only from the folders in {paths.DATA_ROOTS_ENV}.")
+    if login_configured() and st.user.get("is_logged_in"):
+        name = st.user.get("name") or st.user.get("email") or "logged in"
+        st.caption(f"Logged in as {name}")
+        st.button("Log out", key="logout", on_click=st.logout)
 
 
 def show_training_status(*, watching: bool) -> None:

@@ -12,6 +12,7 @@ import streamlit as st
 from core.evaluation.external import default_name
 from core.jobs import JobManager
 from core.runs.registry import RunInfo, resolve_run
+from core.serving import dataset_folder_refusal
 from core.studies.plan import ExternalSet, Study, parse_setting, plan_study
 from core.studies.runner import estimate_study
 from core.studies.summary import (
@@ -23,6 +24,7 @@ from core.studies.summary import (
 )
 from core.training.recipes import ROBUST_RECIPES
 from core.ui.downloads import csv_download
+from core.ui.serving import withheld
 from core.ui.study_charts import BANDS, data_efficiency_chart, is_percent, overfitting_chart
 from core.ui.training import format_seconds
 
@@ -51,7 +53,9 @@ def setting_choices(models: Sequence[str]) -> list[str]:
 
 def show_new_study_form(data_root: str, models: Sequence[str], manager: JobManager) -> None:
     """Models, sizes, seeds and options; 'Estimate' plans the study and measures its time on
-    this machine; 'Launch' saves it and queues it."""
+    this machine; 'Launch' saves it and queues it. A read-only server offers none of it."""
+    if withheld("planning or launching a study"):
+        return
     with st.form("new_study"):
         settings = st.multiselect(
             "Model settings (each from its recipe)", setting_choices(models),
@@ -80,6 +84,10 @@ def show_new_study_form(data_root: str, models: Sequence[str], manager: JobManag
         name = st.text_input("Name (optional)", key="study_name")
         estimate_clicked = st.form_submit_button("Plan and estimate the time")
     if estimate_clicked:
+        if external.strip() and (refusal := dataset_folder_refusal(external.strip())):
+            st.session_state.pop(PLAN_STATE_KEY, None)
+            st.error(f"Cannot plan this study: {refusal}")
+            return
         try:
             changes = {"epochs": int(epochs)} if epochs else {}
             externals = (
