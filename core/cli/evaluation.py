@@ -30,18 +30,22 @@ def command_evaluate(arguments: argparse.Namespace) -> int:
     from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, evaluate_run, split_summary
 
     if arguments.external is not None:
+        if arguments.tta:
+            raise ValueError("--tta scores the run's own splits; it does not go with --external")
         return _evaluate_external(arguments)
     if arguments.name or arguments.class_map:
         raise ValueError("--name and --class-map go with --external DIR")
     evaluation = evaluate_run(
-        arguments.run, force=arguments.force, events=progress_events(not arguments.json)
-    )
+        arguments.run, force=arguments.force, events=progress_events(not arguments.json),
+        tta=arguments.tta,
+    )  # fmt: skip
     wanted = SPLITS if arguments.split == "all" else (SPLIT_CHOICES[arguments.split],)
     summaries = {split: split_summary(evaluation, split) for split in wanted}
     if arguments.json:
         print(json.dumps(summaries, indent=2))
         return 0
-    print(f"run {arguments.run} (audit threshold {evaluation.audit_threshold})")
+    tta = ", test-time augmentation: image and mirror, not stored" if arguments.tta else ""
+    print(f"run {arguments.run} (audit threshold {evaluation.audit_threshold}{tta})")
     if not evaluation.split_matches_training:
         print("  warning: the dataset's split differs from the one the run trained with")
     for split, summary in summaries.items():
@@ -227,6 +231,10 @@ def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("run", metavar="RUN_ID_OR_DIR")
     evaluate.add_argument("--split", choices=[*SPLIT_CHOICES, "all"], default="all")
     evaluate.add_argument("--force", action="store_true", help="recompute a stored evaluation")
+    evaluate.add_argument(
+        "--tta", action="store_true",
+        help="test-time augmentation: mean over each image and its mirror (computed, not stored)",
+    )  # fmt: skip
     evaluate.add_argument(
         "--external", metavar="DIR",
         help="score the run on this labelled folder (class folders) instead",

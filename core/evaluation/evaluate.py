@@ -29,6 +29,7 @@ from core.evaluation import metrics
 from core.evaluation.calibration import calibration_summary, fit_temperature
 from core.events import Events, report_progress
 from core.inference.predictor import WARNING_FLAG_SHARE, load_model
+from core.inference.tta import with_flip_tta
 from core.runs.layout import iso, jsonable, utcnow
 from core.runs.metrics_records import EvaluationRecord, parse_evaluation
 from core.runs.records import RunConfig
@@ -109,14 +110,19 @@ def evaluate_run(
     force: bool = False,
     bootstrap_samples: int = 1000,
     events: Events | None = None,
+    tta: bool = False,
 ) -> EvaluationRecord:
-    """The run's evaluation: computed once (then stored in metrics.json) and reused."""
+    """The run's evaluation: computed once (then stored in metrics.json) and reused.
+
+    `tta` scores the model with test-time augmentation (the mean over each image and its
+    mirror): computed afresh and never stored, so the stored evaluation, predictions.csv and
+    everything read from them stay the plain model's."""
     info = resolve_run(run)
     if info.config is None or info.damaged or not info.has_weights:
         problems = "; ".join(info.problems) or "it has no usable weights"
         raise EvaluationError(f"run {info.run_id} cannot be evaluated: {problems}")
     cached = stored_evaluation(info)
-    if cached is not None and not force:
+    if cached is not None and not force and not tta:
         dataset_root = Path(info.config.data.root)
         if not dataset_root.is_dir() or dataset_fingerprint(dataset_root) == cached.dataset:
             return cached  # a moved dataset keeps its stored results
@@ -124,9 +130,11 @@ def evaluate_run(
     sets = evaluation_sets(info.config, events)
     model = load_model(info)
     preprocessing = info.config.preprocessing
-    table = _predict(model, preprocessing, sets, events)
+    table = _predict(with_flip_tta(model) if tta else model, preprocessing, sets, events)
     evaluation = _summarise(info, sets, table, bootstrap_samples)
     evaluation["seconds"] = round(time.perf_counter() - started, 2)
+    if tta:
+        return parse_evaluation(jsonable(evaluation))
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, float_format="%.6g", lineterminator="\n")
     write_bytes_atomic(info.path / PREDICTIONS, buffer.getvalue().encode())

@@ -25,6 +25,7 @@ from core.imaging.model_input import prepare_images
 from core.imaging.reader import read_image
 from core.inference.explain import DEFAULT_CAM_METHOD, Explanation, activation_map, resize_map
 from core.inference.training_copies import CopyMatch, TrainingCopies
+from core.inference.tta import with_flip_tta
 from core.models.build import build_model, cam_layer
 from core.models.registry import get_spec
 from core.models.spec import ModelSpec
@@ -111,6 +112,7 @@ class Predictor:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # None: compute_policy's choice for prediction (CUDA when present, fp32, plain layout).
     policy: ComputePolicy | None = None
+    tta: bool = False  # probabilities averaged over the image and its mirror (core.inference.tta)
 
     def __post_init__(self) -> None:
         if self.policy is None:
@@ -137,7 +139,9 @@ class Predictor:
         return batch
 
     @classmethod
-    def from_run(cls, run: str | Path, *, purpose: Purpose = "predict") -> Predictor:
+    def from_run(
+        cls, run: str | Path, *, purpose: Purpose = "predict", tta: bool = False
+    ) -> Predictor:
         """Load a run by id (in the checkpoints folder) or by folder path.
 
         `purpose` "evaluate" is for many images in batches (a stress test): channels_last made
@@ -161,6 +165,7 @@ class Predictor:
                 warning_rule=_warning_rule(info),
                 run_dir=info.path,
                 policy=compute_policy(info.config.model.name, purpose=purpose),
+                tta=tta,
             )
 
     @torch.no_grad()
@@ -168,8 +173,10 @@ class Predictor:
         """(N, classes) float32 logits for decoded images of any size."""
         batch = self._inputs(images)
         bf16 = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute.bf16)
+        # Explanations keep the plain model: a CAM is of one view, not of an average.
+        network = with_flip_tta(self.model) if self.tta else self.model
         with self.lock, bf16:  # explanation hooks (Grad-CAM) must never see another caller's batch
-            logits = self.model(batch)
+            logits = network(batch)
         return logits.float().cpu().numpy()
 
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,55 @@
+"""Test-time augmentation: the mean of the logits over an image and its mirror, for predict and
+evaluate; an evaluation with it is computed afresh and never replaces the stored one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.evaluation.evaluate import PREDICTIONS, evaluate_run
+from core.imaging.model_input import prepare_images
+from core.inference.predictor import Predictor
+from core.runs.registry import load_run
+from core.training.fit import fit
+from tests.test_cli import run_cli
+from tests.test_training import tiny_request
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(demo_dataset_dir: Path) -> str:
+    run_id = fit(tiny_request(demo_dataset_dir, epochs=1)).run_id
+    evaluate_run(run_id, bootstrap_samples=100)
+    return run_id
+
+
+def test_tta_logits_are_the_mean_over_the_image_and_its_mirror(evaluated_run: str) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (80, 72), dtype=np.uint8) for _ in range(3)]
+    plain, flipped = Predictor.from_run(evaluated_run), Predictor.from_run(evaluated_run, tta=True)
+    batch = prepare_images(images, plain.preprocessing)
+    with torch.no_grad():
+        expected = (plain.model(batch) + plain.model(batch.flip(-1))) / 2
+    np.testing.assert_allclose(flipped.logits(images), expected.numpy(), atol=1e-5)
+    assert not np.allclose(flipped.logits(images), plain.logits(images), atol=1e-5)
+    # The map is still of the plain model: a CAM is of one view.
+    assert flipped.explain(images[0]).cam.shape == plain.explain(images[0]).cam.shape
+
+
+def test_an_evaluation_with_tta_is_not_stored(evaluated_run: str) -> None:
+    info = load_run(evaluated_run)
+    metrics_before = (info.path / "metrics.json").read_bytes()
+    predictions_before = (info.path / PREDICTIONS).read_bytes()
+    with_tta = evaluate_run(evaluated_run, tta=True, bootstrap_samples=100)
+    stored = evaluate_run(evaluated_run)
+    assert with_tta.split("test").n == stored.split("test").n
+    assert (info.path / "metrics.json").read_bytes() == metrics_before
+    assert (info.path / PREDICTIONS).read_bytes() == predictions_before
+    result = run_cli("evaluate", evaluated_run, "--tta", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["test"]["n"] == stored.split("test").n
+    refused = run_cli("evaluate", evaluated_run, "--tta", "--external", str(info.path))
+    assert refused.returncode == 2 and "does not go with --external" in refused.stderr
