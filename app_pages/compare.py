@@ -10,6 +10,7 @@ from core.ui.compare import (
     show_runs_table,
     show_selected_runs,
 )
+from core.ui.compare_export import show_export_download
 from core.ui.compare_external import show_external_sets
 from core.ui.compare_gallery import show_mistakes
 from core.ui.compare_report import show_report_download
@@ -36,6 +37,7 @@ show_evaluate_button(infos)
 st.subheader("Selected runs")
 selected = show_selected_runs(infos, table, labels)
 show_report_download(selected, labels)
+show_export_download(selected, labels)
 
 st.subheader("Accuracy against training time")
 show_accuracy_against_time(table, selected)

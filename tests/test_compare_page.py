@@ -383,3 +383,26 @@ def test_unnamed_runs_are_labelled_by_what_they_are_and_when(made: Runs) -> None
     labels = run_labels([first, load_run(made.second)])
     assert len(set(labels.values())) == 2  # clashing labels get the id's tail
     assert all(made.first not in label for label in labels.values())
+
+
+def test_a_selected_run_exports_to_a_verified_onnx_zip_with_its_card(
+    app: AppTest, made: Runs
+) -> None:
+    import io
+    import zipfile
+
+    from core.ui.compare_export import EXPORT_KEY
+
+    app.multiselect(key="compare_runs").set_value([made.first, made.interrupted]).run()
+    assert app.selectbox(key="compare_export_run").options == [
+        app.multiselect(key="compare_runs").format_func(made.first)
+    ]  # the interrupted run has no weights to export
+    app.button(key="compare_export").click().run()
+    assert not app.exception, app.exception
+    assert not app.error, [error.value for error in app.error]
+    assert any("largest probability difference" in caption.value for caption in app.caption)
+    run_id, archive, _ = app.session_state[EXPORT_KEY]
+    assert run_id == made.first
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    assert sorted(names) == ["model.card.json", "model.card.md", "model.onnx"]
+    assert not (load_run(made.first).path / "model.onnx").exists()  # nothing left in the run
