@@ -276,6 +276,16 @@ def test_the_stress_button_tests_the_selected_runs_and_draws_their_curves(
     )
     assert len(stress_spec["data"]) == 2 * len(SHIFTS)  # a line per run and shift
     assert not [button for button in app.button if button.key == "compare_stress"]
+    # The runs table shows each run's worst moderate shift beside its same-source scores.
+    from core.evaluation.stress import moderate_shift_accuracies
+
+    table = runs_table(app)
+    for run_id in (made.first, made.second):
+        worst = min(moderate_shift_accuracies(load_run(run_id)).values())
+        assert table.loc[run_id, "stress_worst_accuracy"] == pytest.approx(worst)
+    assert pd.isna(table.loc[made.interrupted, "stress_worst_accuracy"])
+    shown = list(app.dataframe[0].proto.column_order)
+    assert shown.index("stress_worst_accuracy") < shown.index("augmentation")
 
 
 def test_an_external_folder_is_scored_from_the_page_and_shown_as_a_split(

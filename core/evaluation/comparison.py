@@ -13,6 +13,7 @@ from core.evaluation import metrics
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, STRICTER_SPLITS, load_predictions
 from core.evaluation.external import stored_externals
 from core.evaluation.run_selection import EXTERNAL_PREFIX, report_of, short_label, stored_evaluation
+from core.evaluation.stress import moderate_shift_scores
 from core.runs.metrics_records import Calibration, EvaluationRecord, SplitReport
 from core.runs.registry import RunInfo
 
@@ -83,6 +84,9 @@ def run_row(info: RunInfo) -> dict[str, Any]:
     row["test_ece"] = test_report.ece if test_report else None
     for name, record in stored_externals(info).items():
         row[EXTERNAL_PREFIX + name] = record.report.accuracy if record.report else None
+    # Beside the same-source scores: how far the duplicate-free score falls under a scanner-like
+    # shift (the stress test at moderate severity), None where the run was not stress-tested.
+    row["stress_worst_accuracy"] = moderate_shift_scores(info)["stress_worst_accuracy"]
     row["evaluated"] = evaluation is not None
     return row
 

@@ -49,7 +49,8 @@ TABLE_COLUMNS = [
     "duplicate_free_test_accuracy",
     "duplicate_free_test_low", "duplicate_free_test_high", "duplicate_free_test_balanced_accuracy",
     "unseen_scan_test_accuracy", "unseen_scan_test_low", "unseen_scan_test_high",
-    "unseen_scan_test_balanced_accuracy", "unseen_scan_test_n", "best_val_accuracy",
+    "unseen_scan_test_balanced_accuracy", "unseen_scan_test_n", "stress_worst_accuracy",
+    "best_val_accuracy",
     "test_macro_f1", "test_ece", "train_seconds", "family", "pretrained", "freeze",
     "image_size", "augmentation", "epochs", "parameters", "images_per_second", "best_val_loss",
     "tags", "created", "run",
@@ -97,6 +98,11 @@ TABLE_CONFIG: dict[str, Any] = {
     "unseen_scan_test_high": _percent("unseen-scan 95% high"),
     "unseen_scan_test_balanced_accuracy": _percent("unseen-scan balanced accuracy"),
     "unseen_scan_test_n": st.column_config.NumberColumn("unseen-scan images"),
+    "stress_worst_accuracy": _percent(
+        "worst shift accuracy",
+        "Duplicate-free test accuracy under the stress test's worst shift at moderate severity "
+        "(rotation, zoom, noise, blur, intensity...); empty: not stress-tested",
+    ),
     "test_macro_f1": st.column_config.NumberColumn("test macro F1", format="%.3f"),
     "test_ece": st.column_config.NumberColumn(
         "test ECE", format="%.3f", help="Expected calibration error (0 = perfectly calibrated)"
