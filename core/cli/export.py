@@ -41,7 +41,7 @@ def command_export(arguments: argparse.Namespace) -> int:
 
 def add_export_commands(commands: argparse._SubParsersAction) -> None:
     """Register `export` on the CLI's subcommand parser."""
-    from core.export.onnx_model import DEFAULT_CHECK_IMAGES, DEFAULT_TOLERANCE
+    from core.export import DEFAULT_CHECK_IMAGES, DEFAULT_TOLERANCE
 
     export = commands.add_parser(
         "export", help="a run as an ONNX model, checked against the run, with a model card"

@@ -30,6 +30,7 @@ import torch
 from core.config import Preprocessing
 from core.evaluation.evaluate import load_predictions
 from core.evaluation.run_selection import dataset_root
+from core.export import DEFAULT_CHECK_IMAGES, DEFAULT_TOLERANCE
 from core.imaging.pixels import resize_square
 from core.imaging.reader import read_image
 from core.inference.predictor import Predictor, load_model
@@ -37,8 +38,6 @@ from core.runs.layout import RunError
 from core.runs.registry import RunInfo, resolve_run
 
 ONNX_OPSET = 18
-DEFAULT_TOLERANCE = 1e-4  # fp32 on both sides: a larger gap means the graph is not the model
-DEFAULT_CHECK_IMAGES = 32
 INPUT_NAME, OUTPUT_NAME = "pixels", "probabilities"
 
 
