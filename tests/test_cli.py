@@ -167,3 +167,17 @@ def test_train_on_the_real_dataset_smoke(real_dataset_dir: Path) -> None:
     )
     assert (test["n"], duplicate_free["n"]) == (1311, 825)
     assert test["accuracy_ci"][0] <= test["accuracy"] <= test["accuracy_ci"][1]
+
+
+def test_building_the_command_line_imports_no_heavy_library() -> None:
+    # Each `python -m core` builds every command's parser first: a module-level import of torch
+    # or onnx in one command's registration slowed every command (the export command did, by 9 s).
+    heavy = ("torch", "onnx", "onnxruntime", "streamlit")
+    code = (
+        "import sys, core.cli.main as cli; cli.build_parser(); "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"
