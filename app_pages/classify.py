@@ -1,10 +1,12 @@
-"""Classify: upload scans, get class probabilities and a CAM overlay of where the model looked."""
+"""Classify: upload scans or volumes, get class probabilities and a CAM overlay of where the
+model looked; a volume is browsed slice by slice and can be classified slice by slice."""
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from core.imaging.reader import SUPPORTED_EXTENSIONS
+from core.imaging.volumes.sources import VOLUME_EXTENSIONS
 from core.inference.explain import (
     CLASS_AGNOSTIC,
     DEFAULT_CAM_METHOD,
@@ -27,6 +29,7 @@ from core.ui.classify import (
     show_upload_gallery,
     usable_runs,
 )
+from core.ui.classify_volume import show_volume
 from core.ui.datasets import selected_dataset_dir
 from core.ui.downloads import csv_download
 from core.ui.images import displayable
@@ -60,8 +63,9 @@ except RunError as error:  # a run whose files do not fit together: say so, let 
     st.error(f"This run cannot classify: {error}")
     st.stop()
 uploads = st.file_uploader(
-    "MRI slices (JPEG, PNG, BMP, TIFF or DICOM)",
-    type=sorted(extension.lstrip(".") for extension in SUPPORTED_EXTENSIONS),
+    "MRI slices (JPEG, PNG, BMP, TIFF or DICOM), or volumes: NIfTI (.nii, .nii.gz) or a zip of "
+    "a DICOM series",
+    type=sorted(extension.lstrip(".") for extension in {*SUPPORTED_EXTENSIONS, *VOLUME_EXTENSIONS}),
     accept_multiple_files=True,
     key="classify_uploads",
 )
@@ -77,8 +81,9 @@ if not uploads and not picked:
     st.stop()
 
 sampled, true_classes = decode_samples(dataset_root, picked, samples)
-uploaded, problems, copies = decode_uploads(uploads or [])
+uploaded, problems, copies, volumes = decode_uploads(uploads or [])
 images = {**sampled, **uploaded}
+labels: dict[str, str] = {}  # how an image is shown when not by its name: a volume's slice
 if problems:
     st.error(f"{len(problems)} file(s) could not be read; the others are classified below.")
     st.dataframe(pd.DataFrame(problems), hide_index=True, width="stretch")
@@ -87,6 +92,10 @@ if copies:
         f"{len(copies)} upload(s) repeat an earlier file byte for byte and are shown once: "
         + ", ".join(f"{name} (= {first})" for name, first in copies)
     )
+for volume_upload in volumes:  # each volume's slider slice joins the images, as one more image
+    shown = show_volume(predictor, volume_upload)
+    if shown is not None:
+        labels[volume_upload.name], images[volume_upload.name] = shown
 if not images:
     st.stop()
 
@@ -94,7 +103,12 @@ predictions = predict_slices(predictor, images)
 if len(predictions) > 1:
     table = pd.DataFrame(
         [
-            {"file": name, "predicted": p.predicted, "confidence": p.confidence, **p.probabilities}
+            {
+                "file": labels.get(name, name),
+                "predicted": p.predicted,
+                "confidence": p.confidence,
+                **p.probabilities,
+            }
             for name, p in predictions.items()
         ]
     )
@@ -108,9 +122,14 @@ if len(predictions) > 1:
         "Download the results (CSV)", table, file_name="predictions.csv", key="classify_download"
     )
     with st.expander("Gallery: open any image", expanded=len(predictions) <= GALLERY_OPEN_UP_TO):
-        show_upload_gallery(images, predictions)
-chosen = st.selectbox("Image", list(predictions), key="classify_image")
-prediction, pixels = predictions[chosen], images[chosen]
+        show_upload_gallery(images, predictions, labels=labels)
+chosen = st.selectbox(
+    "Image",
+    list(predictions),
+    key="classify_image",
+    format_func=lambda name: labels.get(name, name),
+)
+prediction, pixels, chosen_label = predictions[chosen], images[chosen], labels.get(chosen, chosen)
 
 left, right = st.columns([3, 2])
 with right:
@@ -181,14 +200,14 @@ with left:
     shown = predictor.classes[explanation.target_class]
     image_column, overlay_column = st.columns(2)
     image_column.image(
-        displayable(pixels), caption=chosen, width="stretch",
-        alt=f"The scan {chosen}, classified as {prediction.predicted}",
+        displayable(pixels), caption=chosen_label, width="stretch",
+        alt=f"The scan {chosen_label}, classified as {prediction.predicted}",
     )  # fmt: skip
     overlay_column.image(
         displayable(overlay(pixels, explanation.cam, opacity)),
         caption=METHOD_CAPTIONS[method].format(cls=shown),
         width="stretch",
-        alt=f"{chosen} with a heat map of the regions that drove the score for {shown}",
+        alt=f"{chosen_label} with a heat map of the regions that drove the score for {shown}",
     )
     st.caption(
         "The map is a coarse grid stretched over the image: it shows the region that drove the "

@@ -13,13 +13,15 @@ EXIT_SOME_FILES_FAILED = 2
 
 
 def expand_folders(names: list[str]) -> list[str]:
-    """Files as given; a folder becomes the image files below it (sorted, hidden ones skipped)."""
+    """Files as given; a folder becomes the image files below it (sorted, hidden ones skipped),
+    unless its images are all DICOM: then it is one series, read as a volume."""
     from core.imaging.reader import SUPPORTED_EXTENSIONS
+    from core.imaging.volumes.sources import is_dicom_folder
 
     expanded: list[str] = []
     for name in names:
         folder = Path(name)
-        if not folder.is_dir():
+        if not folder.is_dir() or is_dicom_folder(folder):
             expanded.append(name)
             continue
         found = sorted(
@@ -40,6 +42,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
     # Imported here so that `python -m core dataset|audit` do not pay for the model zoo.
     from core.imaging.pixels import ImageReadError
     from core.imaging.reader import read_slices
+    from core.imaging.volumes.sources import is_volume_path
     from core.inference.explain import DEFAULT_CAM_METHOD, EXPLANATION_METHODS
     from core.inference.predictor import Predictor
     from core.inspection.store import preferred_method
@@ -51,6 +54,9 @@ def command_predict(arguments: argparse.Namespace) -> int:
         arguments.cam = preferred_method(predictor.run_dir, DEFAULT_CAM_METHOD)
     results: list[dict[str, Any]] = []
     for file in expand_folders(arguments.files):
+        if is_volume_path(file):
+            results.extend(_predict_volume(predictor, file, arguments))
+            continue
         try:
             slices = read_slices(Path(file), name=file)
         except ImageReadError as error:
@@ -67,6 +73,43 @@ def command_predict(arguments: argparse.Namespace) -> int:
     return EXIT_SOME_FILES_FAILED if any(entry["error"] for entry in results) else 0
 
 
+def _predict_volume(
+    predictor: Any, file: str, arguments: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Every slice of a NIfTI volume or DICOM series along --axis, one entry each."""
+    from core.imaging.pixels import ImageReadError
+    from core.imaging.volumes.dicom_series import SeveralSeriesError
+    from core.imaging.volumes.sources import read_volume
+    from core.imaging.volumes.volume import STORED, volume_slice_label
+
+    try:
+        volume = read_volume(Path(file), name=file, series=arguments.series)
+    except SeveralSeriesError as error:
+        listed = "; ".join(summary.describe() for summary in error.series)
+        reason = f"{len(error.series)} DICOM series; choose one with --series UID: {listed}"
+        print(f"error: {file}: {reason}", file=sys.stderr)
+        return [_entry(file, None, error=reason)]
+    except ImageReadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return [_entry(file, None, error=error.reason)]
+    # Without orientation only the stored stack exists; the default axis then means that.
+    plane = arguments.axis or ("axial" if volume.orientation_known else STORED)
+    if plane not in volume.planes:
+        reason = f"the orientation is unknown, so no {plane} slices: leave out --axis"
+        print(f"error: {file}: {reason}", file=sys.stderr)
+        return [_entry(file, None, error=reason)]
+    for note in volume.notes:
+        print(f"note: {file}: {note}", file=sys.stderr)
+    count = volume.slice_count(plane)
+    entries = []
+    for index in range(count):
+        label = volume_slice_label(file, plane, index, count)
+        pixels = volume.slice_pixels(plane, index)
+        where = {"slice": index + 1, "axis": plane}
+        entries.append(_predict_slice(predictor, file, None, label, pixels, arguments, **where))
+    return entries
+
+
 def _predict_slice(
     predictor: Any,
     file: str,
@@ -74,10 +117,12 @@ def _predict_slice(
     label: str,
     pixels: Any,
     arguments: argparse.Namespace,
+    **where: Any,
 ) -> dict[str, Any]:
-    """Predict one slice, write its overlay when asked, print it unless --json."""
+    """Predict one slice, write its overlay when asked, print it unless --json. `where`:
+    the slice number and axis of a volume's slice."""
     prediction = predictor.predict(pixels, source=label)
-    entry = _entry(file, frame, predicted=prediction.predicted)
+    entry = _entry(file, frame, predicted=prediction.predicted, **where)
     warnings = prediction.warnings
     match = prediction.training_copy
     entry.update(
@@ -87,7 +132,9 @@ def _predict_slice(
     )
     if arguments.cam_out:
         target = predictor.classes.index(prediction.predicted)
-        out_name = Path(file).stem + (f"_frame{frame}" if frame else "")
+        out_name = _stem(file) + (f"_frame{frame}" if frame else "")
+        if where:
+            out_name += f"_{where['axis']}{where['slice']:03d}"
         entry["cam_path"] = str(_save_overlay(predictor, pixels, target, out_name, arguments))
     if not arguments.json:
         listed = ", ".join(f"{k} {v:.3f}" for k, v in prediction.probabilities.items())
@@ -98,9 +145,20 @@ def _predict_slice(
 
 
 def _entry(file: str, frame: int | None, **values: Any) -> dict[str, Any]:
-    """One object of `predict --json`: every key present, null where it does not apply."""
+    """One object of `predict --json`: every key present, null where it does not apply
+    (`slice` and `axis` are a volume slice's 1-based number and plane)."""
     empty = {"predicted": None, "probabilities": None, "cam_path": None, "error": None}
-    return {"file": file, "frame": frame, **empty, "warnings": [], **values}
+    where = {"slice": None, "axis": None}
+    return {"file": file, "frame": frame, **where, **empty, "warnings": [], **values}
+
+
+def _stem(file: str) -> str:
+    """'scan' for scan.png, scan.nii.gz and a folder named scan."""
+    name = Path(file).name
+    for suffix in (".nii.gz", ".nii", ".zip"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(file).stem
 
 
 def _save_overlay(
@@ -126,7 +184,14 @@ def add_inference_commands(commands: argparse._SubParsersAction) -> None:
     """Register `predict` on the CLI's subcommand parser."""
     predict = commands.add_parser("predict", help="classify image files with a trained run")
     predict.add_argument("run", metavar="RUN_ID_OR_DIR")
-    predict.add_argument("files", metavar="FILE", nargs="+", help="image files or folders")
+    predict.add_argument("files", metavar="FILE", nargs="+", help="image files or folders; "
+                         "a .nii/.nii.gz volume, or a zip or folder of DICOM files (a series), "
+                         "gives a result per slice")  # fmt: skip
+    predict.add_argument("--axis", choices=("axial", "coronal", "sagittal"),
+                         help="the plane a volume is sliced in (default: axial, found from the "
+                         "file's orientation)")  # fmt: skip
+    predict.add_argument("--series", metavar="UID", help="the SeriesInstanceUID to read from a "
+                         "zip or folder holding several DICOM series")  # fmt: skip
     predict.add_argument("--cam", help="explanation method: gradcam, gradcam++, hirescam, "
                          "layercam, eigencam or occlusion (default: the one the run's sanity "
                          "checks favour, else layercam)")  # fmt: skip

@@ -1,7 +1,8 @@
 """DICOM decoding behind core.imaging.read_image: header limits first, then frame by frame.
 
-Only `core.imaging.reader` calls this module; everything it raises for bad input is ImageReadError
-or is wrapped into one there.
+`core.imaging.reader` calls `decode_dicom`; a DICOM series (core.imaging.volumes) calls
+`decode_dicom_values`, whose slices are windowed together afterwards. Everything raised for bad
+input is ImageReadError or is wrapped into one by the caller.
 """
 
 from __future__ import annotations
@@ -61,6 +62,27 @@ def decode_dicom(
             )
         )
     return out
+
+
+def decode_dicom_values(data: bytes, label: str, max_pixels: int) -> np.ndarray:
+    """The first frame's values through the modality LUT (rescale slope and intercept) as
+    float32 (rows, columns), unwindowed: a series' slices share one window, not one each.
+
+    Greyscale only; MONOCHROME1 values are negated, so bright means bright once windowed.
+    """
+    header = _read(data, label, header_only=True)
+    rows, columns, _count = _geometry(header, label)
+    check_frame_pixels(label, columns, rows, max_pixels)
+    ds = _read(data, label, header_only=False)
+    if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
+        raise ImageReadError(label, "DICOM file has no pixel data")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ImageReadError(label, f"{photometric} pixels: a series is read in greyscale only")
+    decoder = _decoder(ds, label)
+    arr, _meta = next(iter(decoder.iter_array(ds, indices=[0])))
+    values = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
+    return -values if photometric == "MONOCHROME1" else values
 
 
 def _read(data: bytes, label: str, *, header_only: bool) -> Dataset:

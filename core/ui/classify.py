@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from core.inference.explain import Explanation
 from core.inference.predictor import Prediction, Predictor
 from core.inspection.store import stored_sanity
 from core.runs.registry import list_runs
+from core.ui.classify_volume import VolumeUpload, is_volume_upload, open_volume_upload
 from core.ui.datasets import test_images_by_class
 from core.ui.images import displayable
 from core.ui.memo import shared_memo
@@ -94,10 +95,10 @@ def load_predictor(run_id: str) -> Predictor:
 
 def decode_uploads(
     uploads: Sequence[Upload],
-) -> tuple[dict[str, np.ndarray], list[dict[str, str]], list[tuple[str, str]]]:
+) -> tuple[dict[str, np.ndarray], list[dict[str, str]], list[tuple[str, str]], list[VolumeUpload]]:
     """Slices to classify (name -> pixels; every frame of a multi-frame file), unreadable
-    files, and uploads that repeat an earlier one byte for byte (name, the earlier name): those
-    are classified once.
+    files, uploads that repeat an earlier one byte for byte (name, the earlier name): those
+    are classified once, and volumes (a NIfTI, a zip of DICOM files: by content).
 
     Decoded once per upload and session: widget changes (opacity, method) rerun the page, and
     re-decoding a stack of DICOMs on each of them made the sliders lag.
@@ -106,7 +107,9 @@ def decode_uploads(
     slices: dict[str, np.ndarray] = {}
     problems: list[dict[str, str]] = []
     copies: list[tuple[str, str]] = []
+    volumes: list[VolumeUpload] = []
     first_of: dict[str, str] = {}  # content digest -> the first upload's name
+    taken: set[str] = set()  # names listed so far, images and volumes alike
     live = set()
     for upload in uploads:
         data = upload.getvalue()
@@ -119,17 +122,26 @@ def decode_uploads(
         live.add(key)
         if key not in cache:
             try:
-                cache[key] = read_slices(data, name=upload.name)
+                if is_volume_upload(data):
+                    cache[key] = open_volume_upload(upload.name, data, digest)
+                else:
+                    cache[key] = read_slices(data, name=upload.name)
             except ImageReadError as error:
                 cache[key] = error.reason
-        if isinstance(cache[key], str):
-            problems.append({"file": upload.name, "problem": cache[key]})
-            continue
-        for name, pixels in cache[key]:
-            slices[_unique(name, slices)] = pixels
+        decoded = cache[key]
+        if isinstance(decoded, str):
+            problems.append({"file": upload.name, "problem": decoded})
+        elif isinstance(decoded, VolumeUpload):
+            volumes.append(replace(decoded, name=_unique(decoded.name, taken)))
+            taken.add(volumes[-1].name)
+        else:
+            for name, pixels in decoded:
+                listed = _unique(name, taken)
+                slices[listed] = pixels
+                taken.add(listed)
     for stale in set(cache) - live:  # removed uploads: free their pixels
         del cache[stale]
-    return slices, problems, copies
+    return slices, problems, copies, volumes
 
 
 SAMPLES_PER_CLASS = 2
@@ -214,7 +226,7 @@ def explain_slice(
     return cache[key]
 
 
-def _unique(name: str, taken: dict[str, np.ndarray]) -> str:
+def _unique(name: str, taken: Container[str]) -> str:
     """Two uploads with the same file name both stay listed."""
     candidate, copy = name, 2
     while candidate in taken:
@@ -223,17 +235,23 @@ def _unique(name: str, taken: dict[str, np.ndarray]) -> str:
 
 
 def show_upload_gallery(
-    images: dict[str, np.ndarray], predictions: dict[str, Prediction], columns: int = 6
+    images: dict[str, np.ndarray],
+    predictions: dict[str, Prediction],
+    columns: int = 6,
+    labels: dict[str, str] | None = None,
 ) -> None:
-    """Thumbnails with their predicted class; 'Open' shows that image in full below."""
+    """Thumbnails with their predicted class; 'Open' shows that image in full below. `labels`:
+    how an image is named when not by its key (a volume's slice: 'scan.nii.gz [axial 3/9]')."""
     names = list(images)
+    labels = labels or {}
     for start in range(0, len(names), columns):
         row = st.columns(columns)
         for column, name in zip(row, names[start : start + columns], strict=False):
             prediction = predictions[name]
+            shown = labels.get(name, name)
             column.image(
-                displayable(images[name]), caption=name, width="stretch",
-                alt=f"Thumbnail of {name}, classified as {prediction.predicted}",
+                displayable(images[name]), caption=shown, width="stretch",
+                alt=f"Thumbnail of {shown}, classified as {prediction.predicted}",
             )  # fmt: skip
             column.caption(f"{prediction.predicted} ({prediction.confidence:.0%})")
             column.button("Open", key=f"classify_open_{name}", on_click=_open_image, args=(name,))
