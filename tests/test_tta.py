@@ -12,6 +12,7 @@ import torch
 
 from core.evaluation.evaluate import PREDICTIONS, evaluate_run
 from core.imaging.model_input import prepare_images
+from core.imaging.reader import read_image
 from core.inference.predictor import Predictor
 from core.runs.registry import load_run
 from core.training.fit import fit
@@ -53,3 +54,19 @@ def test_an_evaluation_with_tta_is_not_stored(evaluated_run: str) -> None:
     assert json.loads(result.stdout)["test"]["n"] == stored.split("test").n
     refused = run_cli("evaluate", evaluated_run, "--tta", "--external", str(info.path))
     assert refused.returncode == 2 and "does not go with --external" in refused.stderr
+
+
+def test_predict_with_tta_gives_the_tta_probabilities(
+    evaluated_run: str, demo_dataset_dir: Path
+) -> None:
+    image = next((demo_dataset_dir / "Testing").rglob("*.png"))
+    results = {}
+    for flags in ((), ("--tta",)):
+        result = run_cli("predict", evaluated_run, str(image), "--json", *flags)
+        assert result.returncode == 0, result.stderr
+        results[flags] = json.loads(result.stdout)[0]["probabilities"]
+    pixels = read_image(image).pixels
+    expected = Predictor.from_run(evaluated_run, tta=True).probabilities([pixels])[0]
+    classes = Predictor.from_run(evaluated_run).classes
+    assert [results[("--tta",)][name] for name in classes] == pytest.approx(expected, abs=1e-5)
+    assert results[("--tta",)] != results[()]

@@ -49,7 +49,7 @@ def command_predict(arguments: argparse.Namespace) -> int:
 
     if arguments.cam is not None and arguments.cam not in EXPLANATION_METHODS:
         raise ValueError(f"--cam must be one of: {', '.join(EXPLANATION_METHODS)}")
-    predictor = Predictor.from_run(arguments.run)
+    predictor = Predictor.from_run(arguments.run, tta=arguments.tta)
     if arguments.cam is None:  # the run's sanity checks choose, where they were measured
         arguments.cam = preferred_method(predictor.run_dir, DEFAULT_CAM_METHOD)
     results: list[dict[str, Any]] = []
@@ -194,7 +194,10 @@ def add_inference_commands(commands: argparse._SubParsersAction) -> None:
                          "zip or folder holding several DICOM series")  # fmt: skip
     predict.add_argument("--cam", help="explanation method: gradcam, gradcam++, hirescam, "
                          "layercam, eigencam or occlusion (default: the one the run's sanity "
-                         "checks favour, else layercam)")  # fmt: skip
+                         "checks favour, else hirescam)")  # fmt: skip
+    predict.add_argument("--tta", action="store_true", help="test-time augmentation: "
+                         "probabilities from the mean over each image and its mirror (CAMs are "
+                         "of the image itself)")  # fmt: skip
     predict.add_argument("--cam-out", metavar="DIR", help="write a CAM overlay PNG per file here")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.set_defaults(handler=command_predict)
