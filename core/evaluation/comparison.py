@@ -12,7 +12,13 @@ import pandas as pd
 from core.evaluation import metrics
 from core.evaluation.evaluate import SPLIT_LABELS, SPLITS, STRICTER_SPLITS, load_predictions
 from core.evaluation.external import stored_externals
-from core.evaluation.run_selection import EXTERNAL_PREFIX, report_of, short_label, stored_evaluation
+from core.evaluation.run_selection import (
+    EXTERNAL_PREFIX,
+    report_of,
+    run_labels,
+    short_label,
+    stored_evaluation,
+)
 from core.evaluation.stress import moderate_shift_scores
 from core.runs.metrics_records import Calibration, EvaluationRecord, SplitReport
 from core.runs.registry import RunInfo
@@ -95,9 +101,10 @@ def runs_table(infos: Sequence[RunInfo]) -> pd.DataFrame:
     """One row per run, in the given order; a run whose files hold nonsense gets a bare
     'damaged' row instead of an exception."""
     rows = []
+    labels = run_labels(infos)  # the legends' names: unique, with an id's tail where they clash
     for info in infos:
         try:
-            rows.append(run_row(info))
+            rows.append({**run_row(info), "name": labels[info.run_id]})
         except (TypeError, ValueError, KeyError, AttributeError):  # any shape a damaged file has
             rows.append({"run": info.run_id, "name": info.display_name, "status": "damaged"})
     return pd.DataFrame(rows)

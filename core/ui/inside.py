@@ -230,34 +230,34 @@ def show_embedding(info: RunInfo, labels: dict[str, str]) -> None:
     frame["shown"] = np.where(frame["correct"], "right", "wrong")
     frame["image"] = thumbnails(str(info.config.data.root), tuple(frame["path"]))
     picked = alt.selection_point(name=PICKED, fields=["path"], on="click")
-    # The class by colour and shape (never colour alone); a misclassified image hollow.
+    # The class by colour and shape (never colour alone); a misclassified image ringed.
     classes = sorted(frame["label"].astype(str).unique())
     colours, shapes = class_colours(classes), class_symbols(classes)
     colour_scale = alt.Scale(domain=classes, range=[colours[name] for name in classes])
     shape_scale = alt.Scale(domain=classes, range=[VEGA_SHAPES[shapes[name]] for name in classes])
-    chart = (
+    position = {"x": alt.X(f"{method}_x:Q", title=None), "y": alt.Y(f"{method}_y:Q", title=None)}
+    points = (
         alt.Chart(frame)
-        .mark_point(filled=True, size=55, strokeWidth=1.5)
+        .mark_point(filled=True, size=45)
         .encode(
-            x=alt.X(f"{method}_x:Q", title=None),
-            y=alt.Y(f"{method}_y:Q", title=None),
+            **position,
             color=alt.Color("label:N", title="true class", scale=colour_scale),
-            stroke=alt.Stroke("label:N", scale=colour_scale, legend=None),
             shape=alt.Shape("label:N", title="true class", scale=shape_scale),
-            fillOpacity=alt.FillOpacity(
-                "shown:N", title="prediction (hollow: wrong)",
-                scale=alt.Scale(domain=["right", "wrong"], range=[0.85, 0.0]),
-            ),
             tooltip=["image", "path", "label", "predicted"],  # vega-tooltip draws "image"
         )
         .add_params(picked)
-        .properties(height=480)
-    )  # fmt: skip
+    )
+    rings = (
+        alt.Chart(frame[~frame["correct"]])
+        .mark_point(filled=False, size=180, strokeWidth=1.2, color=REFERENCE)
+        .encode(**position)
+    )
+    chart = alt.layer(rings, points).properties(height=480)
     event = st.altair_chart(chart, width="stretch", key="inside_embedding_chart",
                             on_select="rerun", selection_mode=PICKED)  # fmt: skip
     st.caption(
         f"{record['n']} {SPLIT_LABELS[split]} images, {labels[info.run_id]}'s last-stage features; "
-        f"hollow: misclassified ({(~frame['correct']).sum()}). Hover over a point for its "
+        f"ringed: misclassified ({(~frame['correct']).sum()}). Hover over a point for its "
         "image; click it to open the image with its prediction and map."
     )
     points = event.selection.get(PICKED, []) if event else []

@@ -6,6 +6,7 @@ server is a separate process, exactly as `make run` starts it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +15,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from core import paths
 
@@ -57,6 +61,21 @@ class AppServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
+
+    @contextlib.contextmanager
+    def core_paths(self) -> Iterator[None]:
+        """Core calls in this process see the server's cache and checkpoints."""
+        with pytest.MonkeyPatch.context() as environment:
+            environment.setenv(paths.CACHE_DIR_ENV, str(self.cache_dir))
+            environment.setenv(paths.CHECKPOINTS_ENV, str(self.checkpoints_dir))
+            yield
+
+    def run_labels(self) -> dict[str, str]:
+        """This server's runs as its pages name them now (Compare's and Inside's labels)."""
+        from core.evaluation.run_selection import run_labels
+        from core.runs.registry import list_runs
+
+        return run_labels(list_runs(self.checkpoints_dir))
 
     def command(self) -> list[str]:
         command = [

@@ -5,11 +5,9 @@ the runs trained in one test are the ones compared and used in the next.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,6 @@ playwright_or_skip()  # before anything imports playwright
 
 from playwright.sync_api import Locator, Page, expect
 
-from core import paths
 from core.ui.run_management import SELECTION_KEY
 from tests.e2e import files, ui
 from tests.e2e.server import AppServer
@@ -156,20 +153,11 @@ def test_train_watch_reattach_and_cancel(
     trained_runs.update(completed=completed, cancelled=cancelled)
 
 
-@contextlib.contextmanager
-def server_paths(server: AppServer) -> Iterator[None]:
-    """Core calls in this process see the server's cache and checkpoints."""
-    with pytest.MonkeyPatch.context() as environment:
-        environment.setenv(paths.CACHE_DIR_ENV, str(server.cache_dir))
-        environment.setenv(paths.CHECKPOINTS_ENV, str(server.checkpoints_dir))
-        yield
-
-
 def demo_image(server: AppServer, label: str = "glioma") -> Path:
     """A test image of the dataset the server shows (the demo, generated on its first page)."""
     from core.data.locate import resolve_dataset_dir
 
-    with server_paths(server):
+    with server.core_paths():
         root = resolve_dataset_dir(server.data)
     return sorted((root / "Testing" / label).glob("*.png"))[0]
 
@@ -182,7 +170,7 @@ def train_runs_directly(server: AppServer) -> dict[str, str]:
     from core.training.fit import fit
     from core.training.request import make_request
 
-    with server_paths(server):
+    with server.core_paths():
         root = resolve_dataset_dir(server.data)
         options = {"model": "cnn_fast", "image_size": 64, "lr": 3e-3, "patience": 0}
         completed = fit(make_request(data_root=root, epochs=3, **options)).run_id
@@ -207,28 +195,30 @@ def demo_runs(demo_app: AppServer, trained_runs: dict[str, str]) -> dict[str, st
 # --- Compare ------------------------------------------------------------------------------------
 
 
-def runs_table_row(page: Page, run_id: str) -> Locator:
-    return ui.table_row(ui.main(page).get_by_test_id("stDataFrame").first, run_id)
+def runs_table_row(page: Page, server: AppServer, run_id: str) -> Locator:
+    """The runs table's row of a run, found by the name the table gives it."""
+    name = server.run_labels()[run_id]
+    return ui.table_row(ui.main(page).get_by_test_id("stDataFrame").first, name)
 
 
-def expect_curves_of(page: Page, run_ids: list[str]) -> None:
+def expect_curves_of(page: Page, names: list[str]) -> None:
     """One chart overlays every run's loss and accuracy, each with a point per epoch."""
     curves = ui.main(page).get_by_test_id("stTabs").filter(has_text="Per epoch").first
     expect(curves.get_by_test_id("stPlotlyChart").first).to_be_visible()
     traces = ui.plotly_traces(curves.get_by_test_id("stPlotlyChart").first)
-    for run_id in run_ids:
-        mine = [trace for trace in traces if trace["name"] == run_id]
+    for name in names:
+        mine = [trace for trace in traces if trace["name"] == name]
         assert len(mine) == 4 and all(trace["points"] >= 1 for trace in mine), traces
 
 
-def expect_confusion_matrices_of(page: Page, run_ids: list[str]) -> None:
+def expect_confusion_matrices_of(page: Page, names: list[str]) -> None:
     details = ui.main(page).get_by_test_id("stTabs").filter(has_text="Confusion matrices").first
     details.get_by_role("tab", name="Confusion matrices").click()
     shown = details.get_by_role("tabpanel")  # the open tab only: the others are hidden
-    expect(shown.get_by_test_id("stPlotlyChart")).to_have_count(len(run_ids))
+    expect(shown.get_by_test_id("stPlotlyChart")).to_have_count(len(names))
     figures = ui.plotly_figures(shown)
     heatmaps = [figure for figure in figures if figure["traces"][0]["type"] == "heatmap"]
-    assert sorted(figure["title"] for figure in heatmaps) == sorted(run_ids), figures
+    assert sorted(figure["title"] for figure in heatmaps) == sorted(names), figures
     assert all(figure["traces"][0]["points"] == 4 for figure in heatmaps), figures  # 4 classes
 
 
@@ -237,14 +227,15 @@ def test_compare_shows_both_runs_their_curves_and_matrices(
 ) -> None:
     completed, cancelled = demo_runs["completed"], demo_runs["cancelled"]
     ui.open_page(page, demo_app.url, "compare")
-    expect(runs_table_row(page, completed)).to_contain_text("completed")
-    expect(runs_table_row(page, cancelled)).to_contain_text("cancelled")
-    ui.choose_exactly(page, SELECTION_KEY, [completed, cancelled])
+    expect(runs_table_row(page, demo_app, completed)).to_contain_text("completed")
+    expect(runs_table_row(page, demo_app, cancelled)).to_contain_text("cancelled")
+    labels = demo_app.run_labels()  # the page names unnamed runs by model and time
+    ui.choose_exactly(page, SELECTION_KEY, [labels[completed], labels[cancelled]])
     ui.wait_for_elements(page)
-    expect_curves_of(page, [completed, cancelled])
+    expect_curves_of(page, [labels[completed], labels[cancelled]])
     # Only a completed run is evaluated (on completion): it alone has test results.
     expect(ui.main(page)).to_contain_text("Accuracy on each split")
-    expect_confusion_matrices_of(page, [completed])
+    expect_confusion_matrices_of(page, [labels[completed]])
     ui.expect_no_exception(page)
     ui.save_screenshot(page, "demo-compare")
     # An external folder: the demo's test images under other class names, with copies of
@@ -353,8 +344,8 @@ def test_two_sessions_one_trains_while_the_other_classifies_and_compares(
 
     # ... and compares: the run being trained is listed as running, nothing more.
     ui.navigate(other, "Compare")
-    expect(runs_table_row(other, training)).to_contain_text("running")
-    expect(runs_table_row(other, demo_runs["completed"])).to_contain_text("completed")
+    expect(runs_table_row(other, demo_app, training)).to_contain_text("running")
+    expect(runs_table_row(other, demo_app, demo_runs["completed"])).to_contain_text("completed")
     expect(ui.progress_bars(other_main)).to_have_count(0)
     ui.expect_no_exception(other)
     ui.save_screenshot(other, "two-sessions-compare")
@@ -370,11 +361,13 @@ def test_two_sessions_one_trains_while_the_other_classifies_and_compares(
 
     # Back on Compare, the new run is complete and evaluated: two runs' matrices side by side.
     ui.open_page(other, demo_app.url, "compare")
-    expect(runs_table_row(other, training)).to_contain_text("completed")
-    ui.choose_exactly(other, SELECTION_KEY, [demo_runs["completed"], training])
+    expect(runs_table_row(other, demo_app, training)).to_contain_text("completed")
+    labels = demo_app.run_labels()
+    both = [labels[demo_runs["completed"]], labels[training]]
+    ui.choose_exactly(other, SELECTION_KEY, both)
     ui.wait_for_elements(other)
-    expect_curves_of(other, [demo_runs["completed"], training])
-    expect_confusion_matrices_of(other, [demo_runs["completed"], training])
+    expect_curves_of(other, both)
+    expect_confusion_matrices_of(other, both)
     ui.expect_no_exception(other)
     ui.save_screenshot(other, "two-sessions-compare-after")
 

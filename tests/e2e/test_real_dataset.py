@@ -167,7 +167,8 @@ def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
     ui.open_page(page, real_app.url, "inside")
     main = ui.main(page)
     stage_captions = main.get_by_test_id("stImageCaption").filter(has_text="stage 1 (")
-    ui.choose_exactly(page, "inside_runs", real_runs[:2])
+    labels = real_app.run_labels()  # the page names unnamed runs by model and time
+    ui.choose_exactly(page, "inside_runs", [labels[run] for run in real_runs[:2]])
     expect(main).to_contain_text("16 kernels of 3 x 3")  # cnn_fast: one grey input channel
     expect(main).to_contain_text("32 kernels of 3 x 3")  # MobileNetV2: red, green, blue
     expect(stage_captions).to_have_count(2)  # a test image of the dataset, for both runs
@@ -186,7 +187,7 @@ def test_inside_page_opens_every_view_for_a_custom_and_a_pretrained_run(
     ui.save_screenshot(page, "real-inside-pair")
 
     # The tutorial CNN too: its filters, feature maps, probes and embedding.
-    ui.choose_exactly(page, "inside_runs", real_runs[2:])
+    ui.choose_exactly(page, "inside_runs", [labels[run] for run in real_runs[2:]])
     expect(main).to_contain_text("32 kernels of 3 x 3")  # cnn_classic's first convolution
     ui.widget(page, "inside_image_source").get_by_text("a test image").click()
     expect(stage_captions).to_have_count(1)

@@ -16,13 +16,11 @@ playwright_or_skip()  # before anything imports playwright
 
 from playwright.sync_api import Page, expect
 
-from core.evaluation.run_selection import run_labels
-from core.runs.registry import list_runs
 from core.ui.run_management import SELECTION_KEY
 from tests.e2e import ui
 from tests.e2e.conftest import new_page
 from tests.e2e.server import AppServer
-from tests.e2e.test_demo_workflow import server_paths, train_runs_directly
+from tests.e2e.test_demo_workflow import train_runs_directly
 
 pytestmark = pytest.mark.browser
 
@@ -57,8 +55,7 @@ def test_the_report_downloads_from_compare_and_draws_offline(
 ) -> None:
     runs = train_runs_directly(demo_app)  # this test's own: an evaluated and a cancelled run
     completed, cancelled = runs["completed"], runs["cancelled"]
-    with server_paths(demo_app):
-        labels = run_labels(list_runs())  # as the page names them
+    labels = demo_app.run_labels()  # as the page names them
     ui.open_page(page, demo_app.url, "compare")
     ui.choose_exactly(page, SELECTION_KEY, [labels[completed], labels[cancelled]])
     ui.wait_for_elements(page)

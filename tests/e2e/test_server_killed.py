@@ -59,7 +59,7 @@ def test_server_killed_mid_training_restarts_with_the_run_interrupted(
         again = page.context.browser.new_page(viewport=page.viewport_size)
         try:
             ui.open_page(again, second.url, "compare")
-            expect(runs_table_row(again, run_id)).to_contain_text("interrupted")
+            expect(runs_table_row(again, second, run_id)).to_contain_text("interrupted")
             ui.expect_no_exception(again)
             ui.open_page(again, second.url, "train", f"run={run_id}")
             expect(ui.main(again)).to_contain_text("nterrupted")

@@ -4,9 +4,7 @@ most tumour-like slices) and a chosen slice explained by its CAM, with no except
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,7 +14,6 @@ playwright_or_skip()  # before anything imports playwright
 
 from playwright.sync_api import Page, expect
 
-from core import paths
 from core.inference.explain import METHOD_CAPTIONS
 from tests.e2e import ui
 from tests.e2e.server import AppServer
@@ -30,15 +27,6 @@ CAM_CAPTION = re.compile(
 )
 
 
-@contextlib.contextmanager
-def server_paths(server: AppServer) -> Iterator[None]:
-    """Core calls in this process see the server's cache and checkpoints."""
-    with pytest.MonkeyPatch.context() as environment:
-        environment.setenv(paths.CACHE_DIR_ENV, str(server.cache_dir))
-        environment.setenv(paths.CHECKPOINTS_ENV, str(server.checkpoints_dir))
-        yield
-
-
 @pytest.fixture(scope="module")
 def volumes(demo_app: AppServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """A run to classify with on the server, and the two volumes made of the server's demo
@@ -49,7 +37,7 @@ def volumes(demo_app: AppServer, tmp_path_factory: pytest.TempPathFactory) -> di
     from tests.test_training import tiny_request
     from tests.test_volumes import demo_slices, nifti_bytes, write_series, zip_folder
 
-    with server_paths(demo_app):
+    with demo_app.core_paths():
         root = resolve_dataset_dir(demo_app.data)
         if not any(info.usable for info in list_runs()):
             fit(tiny_request(root, epochs=1, subset_per_class=10))
