@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from core.training.recipes import (
 )
 
 if TYPE_CHECKING:
+    from core.training.distributed import Launch
+    from core.training.fit import FitResult
     from core.training.request import TrainingRequest
 
 # The training stack (torch, torchvision, the model zoo) is imported inside the commands that
@@ -79,7 +82,13 @@ def request_from_arguments(arguments: argparse.Namespace) -> TrainingRequest:
 
 
 def command_train(arguments: argparse.Namespace) -> int:
-    """Train one model; Ctrl+C cancels cleanly (the run is kept, marked cancelled)."""
+    """Train one model; Ctrl+C cancels cleanly (the run is kept, marked cancelled). Under
+    torchrun with more than one process, the processes train the run together (DDP)."""
+    from core.training.distributed import torchrun_launch
+
+    launch = torchrun_launch()
+    if launch is not None:
+        return _train_distributed(arguments, launch)
     from core.cli.progress import training_events
     from core.training.fit import fit
 
@@ -91,8 +100,53 @@ def command_train(arguments: argparse.Namespace) -> int:
         result = fit(request, events=events, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    return _report(arguments, result, evaluate=arguments.evaluate)
+
+
+def _train_distributed(arguments: argparse.Namespace, launch: Launch) -> int:
+    """One process of a torchrun launch: rank 0 writes, reports and evaluates; the others
+    train silently, and leave a bad option or dataset for rank 0 to report."""
+    import torch
+
+    from core.cli.progress import training_events
+    from core.data.discovery import DatasetError
+    from core.imaging.pixels import ImageReadError
+    from core.training.distributed import available_cores, distributed_session
+    from core.training.fit import fit
+    from core.training.loops import TrainingInterrupted
+
+    main = launch.rank == 0
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        request = request_from_arguments(arguments)
+        with distributed_session(launch) as context:
+            events = training_events(main and not arguments.quiet)
+            result = fit(request, events=events, cancel=cancel, distributed=context)
+            stopped = context.stop_signals.received
+    # What core.cli.main reports as one line (importing its list here would be a circle):
+    # every process meets the same bad input, and one line of it is enough.
+    except (DatasetError, ImageReadError, ValueError, OSError):
+        if main:
+            raise
+        raise SystemExit(2) from None
+    except TrainingInterrupted as error:  # a process was lost before the run folder existed
+        if main:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not main:
+        return 0 if result.status == "completed" else 1
+    if not torch.cuda.is_available():
+        torch.set_num_threads(available_cores())  # the other processes are done: every core
+    return _report(arguments, result, evaluate=arguments.evaluate and not stopped)
+
+
+def _report(arguments: argparse.Namespace, result: FitResult, *, evaluate: bool) -> int:
+    """Evaluate a completed run (unless told not to), print how it ended; the exit status."""
     evaluation = None
-    if result.status == "completed" and arguments.evaluate:
+    if result.status == "completed" and evaluate:
         from core.evaluation.evaluate import STRICTER_SPLITS, evaluate_run, split_summary
 
         stored = evaluate_run(result.run_id)
@@ -106,6 +160,8 @@ def command_train(arguments: argparse.Namespace) -> int:
             f"{result.train_seconds:.1f}s, best epoch {result.best_epoch}, "
             f"val accuracy {accuracy}, weights: {result.weights_source}"
         )
+        if result.message and result.status != "completed":
+            print(result.message)
         print(f"run folder: {result.run_dir}")
         for split, summary in (evaluation or {}).items():
             if summary:

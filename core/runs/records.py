@@ -99,6 +99,21 @@ class StudyRecord:
 
 
 @dataclass(frozen=True)
+class DistributedRecord:
+    """How many processes trained the run together (DDP under torchrun), and how.
+
+    `batch` "global": train.batch_size is the batch of all processes together (each took
+    per_process_batch of it) and train.lr is the global batch's learning rate.
+    """
+
+    world_size: int
+    backend: str
+    batch: str = "global"
+    processes_per_machine: int | None = None
+    per_process_batch: float | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """config.json: everything needed to rebuild the model and its input, and its history."""
 
@@ -116,6 +131,7 @@ class RunConfig:
     versions: dict[str, str] = field(default_factory=dict)
     recipe: RecipeRecord = field(default_factory=RecipeRecord)
     study: StudyRecord | None = None
+    distributed: DistributedRecord | None = None  # None: one process trained it
     config_version: int | None = None
     created_at: str | None = None
 

@@ -180,3 +180,36 @@ class RunWriter:
             merged = current if isinstance(current, dict) else {}
             merged.update(payload)
             write_json_atomic(self.path / METRICS, merged)
+
+
+class SilentRunWriter(RunWriter):
+    """The writer of every DDP process but rank 0 (core.training.distributed): it knows the run
+    and writes nothing, so that one run folder has one writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.run_id = path, path.name
+
+    def set_status(
+        self,
+        status: str,
+        *,
+        message: str | None = None,
+        error: str | None = None,
+        progress: dict | None = None,
+    ) -> None:
+        """Nothing: rank 0 writes status.json."""
+
+    def heartbeat(self, progress: dict | None = None) -> None:
+        """Nothing: rank 0 beats."""
+
+    def append_history(self, record: dict) -> None:
+        """Nothing: rank 0 writes history.jsonl."""
+
+    def save_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Nothing: rank 0 saves the weights (every process holds the same ones)."""
+
+    def save_metrics(self, metrics: dict) -> None:
+        """Nothing: rank 0 writes metrics.json."""
+
+    def save_metrics_entry(self, section: str, key: str, value: Any) -> None:
+        """Nothing: rank 0 writes metrics.json."""

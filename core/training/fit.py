@@ -3,11 +3,14 @@
 Epochs, learning-rate schedule, early stopping on validation loss, best-epoch weights, events
 for subscribers (job snapshot, CLI progress bar, tests) and the run files through
 `core.runs.writer`.
-Every exit path (completed, cancelled, failed) leaves a consistent run with a terminal status.
+Every exit path (completed, cancelled, failed, interrupted) leaves a consistent run with a
+terminal status. Under torchrun, `distributed` makes the processes train one run together
+(core.training.distributed); without it, one process trains as it always has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -26,11 +29,13 @@ from core.models.build import build_model, set_train_mode, split_frozen
 from core.models.registry import get_spec
 from core.models.spec import ModelSpec
 from core.runs.writer import RunWriter
+from core.training.distributed import DistributedContext, DistributedTraining, check_world_fits
 from core.training.frozen_cache import FrozenFeatureCache
 from core.training.loops import (
     Evaluation,
     StepSettings,
     TrainingCancelled,
+    TrainingInterrupted,
     evaluate,
     train_one_epoch,
 )
@@ -62,17 +67,32 @@ def fit(
     run_id: str | None = None,
     events: Events | None = None,
     cancel: threading.Event | None = None,
+    distributed: DistributedContext | None = None,
 ) -> FitResult:
     """Train one model and store it as a run; returns how it ended (never half-written).
 
     `events` hears everything: data preparation and frozen-layer caching as 'progress', then
-    'batch', 'epoch', 'message' and 'finished'.
+    'batch', 'epoch', 'message' and 'finished'. With `distributed` (torchrun, more than one
+    process) every process calls fit() and only rank 0 writes the run.
     """
     events = events or Events()
+    main_first = distributed.main_first if distributed else (lambda work: work())
     if request.model.pretrained and not pretrained.weights_available(request.model.name):
         # Fail (or download into the PyTorch cache) before minutes of data preparation.
-        pretrained.load_imagenet_state_dict(request.model.name, allow_download=True)
-    data = prepare_training_data(request.data, events)
+        main_first(
+            lambda: pretrained.load_imagenet_state_dict(request.model.name, allow_download=True)
+        )
+    data = main_first(lambda: prepare_training_data(request.data, events))
+    if distributed is not None:  # before any run folder exists
+        distributed.check_same(
+            (data.dataset.fingerprint, data.manifest.digest),
+            "the dataset and its split: every machine needs the same copy at the same path",
+        )
+        check_world_fits(
+            distributed.world_size, train_images=len(data.train_positions),
+            val_images=len(data.val_positions),
+            batch=min(request.train.batch_size, len(data.train_positions)),
+        )  # fmt: skip
     report_progress(events, "model", 0, 1, f"Building {request.model.name}")
     spec = get_spec(request.model.name)
     request = replace(request, model=replace(request.model, num_classes=len(data.classes)))
@@ -80,17 +100,29 @@ def fit(
     model, weights_source = build_model(request.model, allow_download=True)
     report_progress(events, "model", 1, 1, f"Built {request.model.name}")
     settings = choose_step_settings(spec, request, data)
+    parallel = None
+    if distributed is not None:
+        parallel = DistributedTraining(distributed, request.train.seed)
+        parallel.seed_dropout()
+        settings = replace(settings, device=distributed.device)  # cuda:LOCAL_RANK on a GPU
     config = build_run_config(request, data, spec, weights_source, settings)
+    if distributed is not None:
+        config["distributed"] = distributed.describe(request.train.batch_size)
+
+    def create_writer() -> RunWriter:
+        return RunWriter.create(config, model_name=spec.name, run_id=run_id, name=request.name)
+
     session = _Session(
         request=request,
         data=data,
         spec=spec,
         model=model,
         settings=settings,
-        writer=RunWriter.create(config, model_name=spec.name, run_id=run_id, name=request.name),
+        writer=distributed.create_writer(create_writer) if distributed else create_writer(),
         events=events,
         stop=cancel.is_set if cancel is not None else (lambda: False),
         weights_source=weights_source.description if weights_source else "random initialisation",
+        parallel=parallel,
     )
     return session.run()
 
@@ -133,6 +165,7 @@ class _Session:
     events: Events
     stop: Callable[[], bool]
     weights_source: str
+    parallel: DistributedTraining | None = None  # set when several processes train the run
     state: _LoopState = field(default_factory=_LoopState)
 
     def run(self) -> FitResult:
@@ -142,13 +175,17 @@ class _Session:
         self.events.add_callback("batch", heartbeat.on_batch)
         self.events.add_callback(PROGRESS, heartbeat.on_progress)
         status, message = "failed", None
+        signals = self.parallel.context.stop_signals if self.parallel else None
         try:
-            self.train_adapting_batch_size()
+            with signals.training() if signals else contextlib.nullcontext():
+                self.train_adapting_batch_size()
             status = "completed"
             if self.state.stopped_early:
                 message = "stopped early: validation loss stopped improving"
         except TrainingCancelled:
             status, message = "cancelled", "cancelled by the user"
+        except TrainingInterrupted as error:
+            status, message = "interrupted", str(error)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             raise
@@ -159,6 +196,8 @@ class _Session:
                 self.data, self.writer, self.state, status, message, self.weights_source
             )
             self.events.trigger("finished", result)
+            if signals:
+                signals.finished()
         return result
 
     def train_adapting_batch_size(self) -> None:
@@ -174,7 +213,8 @@ class _Session:
                 self.train_epochs(batch_size)
                 return
             except torch.OutOfMemoryError:
-                if self.state.epochs_run > 0 or batch_size == 1:
+                # Under DDP one process's OOM would leave the others waiting: no restart.
+                if self.state.epochs_run > 0 or batch_size == 1 or self.parallel:
                     raise
                 if self.settings.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -200,11 +240,18 @@ class _Session:
         progress = BatchProgress(self.events, recipe.epochs)
         progress.optimizer = optimizer
         frozen, trainable = split_frozen(model, self.spec, self.request.model.freeze)
+        parallel = self.parallel
+        train, validate = (parallel.train_one_epoch, parallel.evaluate) if parallel else (
+            train_one_epoch, evaluate
+        )  # fmt: skip
+        if parallel:
+            val_images = parallel.validation_shard(val_images)  # each process validates a part
         cache = None
         if frozen is not None and recipe.cache_frozen:
             cache = FrozenFeatureCache(
-                frozen, settings, recipe.augment, recipe.frozen_views, recipe.seed, self.events
-            )
+                frozen, settings, recipe.augment, recipe.frozen_views, recipe.seed, self.events,
+                sharing=parallel.context if parallel else None,
+            )  # fmt: skip
             self.events.trigger("message", "computing the frozen layers once (cached features)")
         patience = 0
         for epoch in range(1, recipe.epochs + 1):
@@ -220,13 +267,13 @@ class _Session:
                 network, step_settings, augment = trainable, cache.feature_settings, None
                 epoch_images = cache.train_view(train_images, epoch, self.stop)
                 epoch_val_images = cache.validation_view(val_images, self.stop)
-            stats = train_one_epoch(
+            stats = train(
                 network, epoch_images, train_labels, optimizer=optimizer, scheduler=scheduler,
                 loss_function=loss_function, settings=step_settings, batch_size=batch_size,
                 generator=generator, augment=augment, should_stop=self.stop,
                 on_batch=progress,
             )  # fmt: skip
-            validation = evaluate(
+            validation = validate(
                 network, epoch_val_images, val_labels, loss_function=val_loss_function,
                 settings=step_settings, should_stop=self.stop,
             )  # fmt: skip
