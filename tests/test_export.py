@@ -11,12 +11,13 @@ import onnx
 import onnxruntime
 import pytest
 
+from core.cli.main import main as cli_main
 from core.evaluation.evaluate import evaluate_run
 from core.evaluation.run_selection import report_of
 from core.export.onnx_model import ExportError, check_images, export_inputs, export_onnx
 from core.imaging.reader import read_image
 from core.inference.predictor import Predictor
-from core.runs.registry import load_run
+from core.runs.registry import load_run, load_weights
 from core.runs.writer import RunWriter
 from core.training.fit import fit
 from tests.test_cli import run_cli
@@ -86,20 +87,29 @@ def test_the_cli_writes_the_model_and_a_card_of_the_runs_numbers(
 
 
 def test_bad_exports_get_one_line_errors(
-    evaluated_run: str, demo_dataset_dir: Path, tmp_path: Path
+    evaluated_run: str,
+    demo_dataset_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = load_run(evaluated_run).config.to_json()
     no_weights = RunWriter.create(config, model_name="cnn_fast")
     no_weights.set_status("completed")
-    unevaluated = fit(tiny_request(demo_dataset_dir, epochs=1)).run_id
+    unevaluated = RunWriter.create(config, model_name="cnn_fast")
+    unevaluated.save_weights(load_weights(load_run(evaluated_run)))
+    unevaluated.set_status("completed")
+    # One in a process of its own (the exit status a shell sees) ...
+    result = run_cli("export", no_weights.run_id)
+    assert result.returncode == 2 and "has no usable weights to export" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    # ... the others through the same entry point in this process (seconds, not a minute).
     cases = {
-        (no_weights.run_id,): "has no usable weights to export",
-        (unevaluated,): "is not evaluated",
+        (unevaluated.run_id,): "is not evaluated",
         (evaluated_run, "--out", str(tmp_path)): "is a folder",
         (evaluated_run, "--out", str(tmp_path / "missing" / "m.onnx")): "does not exist",
         ("no_such_run",): "no_such_run",
     }
     for arguments, message in cases.items():
-        result = run_cli("export", *arguments)
-        assert result.returncode == 2, (arguments, result.stdout, result.stderr)
-        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert cli_main(["export", *arguments]) == 2, arguments
+        stderr = capsys.readouterr().err
+        assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr

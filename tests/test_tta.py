@@ -60,13 +60,13 @@ def test_predict_with_tta_gives_the_tta_probabilities(
     evaluated_run: str, demo_dataset_dir: Path
 ) -> None:
     image = next((demo_dataset_dir / "Testing").rglob("*.png"))
-    results = {}
-    for flags in ((), ("--tta",)):
-        result = run_cli("predict", evaluated_run, str(image), "--json", *flags)
-        assert result.returncode == 0, result.stderr
-        results[flags] = json.loads(result.stdout)[0]["probabilities"]
+    result = run_cli("predict", evaluated_run, str(image), "--json", "--tta")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)[0]["probabilities"]
     pixels = read_image(image).pixels
+    plain = Predictor.from_run(evaluated_run)
     expected = Predictor.from_run(evaluated_run, tta=True).probabilities([pixels])[0]
-    classes = Predictor.from_run(evaluated_run).classes
-    assert [results[("--tta",)][name] for name in classes] == pytest.approx(expected, abs=1e-5)
-    assert results[("--tta",)] != results[()]
+    shown_in_order = np.array([shown[name] for name in plain.classes])
+    # The demo model is nearly uniform, so the two differ by about 1e-6: compare closely.
+    assert np.abs(shown_in_order - expected).max() < 1e-7
+    assert np.abs(shown_in_order - plain.probabilities([pixels])[0]).max() > 1e-7

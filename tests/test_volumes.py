@@ -15,8 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import generate_uid
 from streamlit.testing.v1 import AppTest
 
 from core import paths
@@ -29,6 +28,7 @@ from core.imaging.volumes.sources import is_volume_path, list_series, read_volum
 from core.imaging.volumes.volume import STORED, window_to_uint8
 from core.training.fit import fit
 from core.ui.classify_volume import TUMOUR_SCORE, most_tumour_like, slice_probability_chart
+from tests.e2e.files import dicom_file, mr_dataset
 from tests.test_classify_cam import overlay_caption, upload
 from tests.test_cli import run_cli
 from tests.test_training import tiny_request
@@ -81,15 +81,7 @@ def dicom_slice(
     description: str = "T1 AX",
 ) -> bytes:
     """One axial MR slice file (16 bits; position None: no ImagePositionPatient/Orientation)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MR"
+    ds = mr_dataset()
     ds.SeriesInstanceUID = series_uid
     ds.SeriesDescription = description
     ds.InstanceNumber = instance
@@ -100,9 +92,7 @@ def dicom_slice(
         ds.ImagePositionPatient = [-64.0, -64.0, position]
     ds.set_pixel_data(values.astype(np.uint16), photometric_interpretation="MONOCHROME2",
                       bits_stored=16)  # fmt: skip
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dicom_file(ds)
 
 
 def write_series(

@@ -17,8 +17,8 @@ def first_testing_jpeg(dataset_dir: Path, label: str = "pituitary") -> Path:
     return sorted((dataset_dir / "Testing" / label).glob("*.jpg"))[0]
 
 
-def dicom_bytes(pixels: np.ndarray) -> bytes:
-    """A single-frame MR DICOM file (16-bit, 12 bits stored) holding a greyscale image."""
+def mr_dataset() -> Dataset:
+    """An empty single-frame MR DICOM dataset with its file meta, to fill with pixels and tags."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -28,12 +28,23 @@ def dicom_bytes(pixels: np.ndarray) -> bytes:
     ds.SOPClassUID = MRImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "MR"
-    ds.PatientName = "Anonymous^Test"
-    scaled = (pixels.astype(np.uint32) * ((1 << DICOM_BITS) - 1) // 255).astype(np.uint16)
-    ds.set_pixel_data(scaled, photometric_interpretation="MONOCHROME2", bits_stored=DICOM_BITS)
+    return ds
+
+
+def dicom_file(ds: Dataset) -> bytes:
+    """The bytes of a DICOM file holding `ds`."""
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def dicom_bytes(pixels: np.ndarray) -> bytes:
+    """A single-frame MR DICOM file (16-bit, 12 bits stored) holding a greyscale image."""
+    ds = mr_dataset()
+    ds.PatientName = "Anonymous^Test"
+    scaled = (pixels.astype(np.uint32) * ((1 << DICOM_BITS) - 1) // 255).astype(np.uint16)
+    ds.set_pixel_data(scaled, photometric_interpretation="MONOCHROME2", bits_stored=DICOM_BITS)
+    return dicom_file(ds)
 
 
 def jpeg_as_dicom(path: Path) -> bytes:
