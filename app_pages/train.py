@@ -8,7 +8,7 @@ from core.jobs import STUDY_JOB
 from core.models.choices import model_choices
 from core.runs.layout import MAX_RUN_NAME, RunError
 from core.runs.records import RunConfig
-from core.runs.registry import list_runs, load_run
+from core.runs.registry import list_runs, load_run, run_ids
 from core.training.estimate import estimate_epoch
 from core.training.recipes import RECOMMENDED_MODEL, recipe_options
 from core.training.request import make_request
@@ -165,22 +165,26 @@ if other_jobs:
                 st.query_params[RUN_QUERY_KEY] = snapshot.job_id
                 st.rerun()
 
-past_runs = [info for info in list_runs() if info.run_id != attached]
+# The page reruns on every change of a setting: read only the runs it lists (reading all of
+# 50 real runs took 0.3-0.5 s here), and count the others by their folders.
+past_count = sum(run_id != attached for run_id in run_ids())
+past_runs = [info for info in list_runs(newest=PAST_RUNS_SHOWN + 1) if info.run_id != attached]
+past_runs = past_runs[:PAST_RUNS_SHOWN]
 if past_runs:
-    with st.expander(f"Past runs ({len(past_runs)})", expanded=False):
+    with st.expander(f"Past runs ({past_count})", expanded=False):
         st.caption("The most recent first. Open one to see its curves, why it stopped, and to "
                    "train again with its settings.")  # fmt: skip
-        for info in past_runs[:PAST_RUNS_SHOWN]:
+        for info in past_runs:
             left, middle, right = st.columns([4, 4, 1])
             left.markdown(f"**{info.display_name}** · {info.model_name or '?'}")
             middle.caption(past_run_line(info))
             if right.button("Open", key=f"open_past_{info.run_id}"):
                 st.query_params[RUN_QUERY_KEY] = info.run_id
                 st.rerun()
-        if len(past_runs) > PAST_RUNS_SHOWN:
+        if past_count > PAST_RUNS_SHOWN:
             st.page_link(
                 "app_pages/compare.py",
-                label=f"All {len(past_runs)} runs on Compare",
+                label=f"All {past_count} runs on Compare",
                 icon=":material/compare_arrows:",
             )
 
@@ -223,7 +227,8 @@ mode = (
     else CUSTOM
 )
 if mode == CUSTOM:
-    base = custom_base_choice(entry.name, custom_start(entry)[0])
+    # The stored base sets the radio's default; the radio may change it, so read it again.
+    custom_base_choice(entry.name, custom_start(entry)[0])
     base, start = custom_start(entry)
     base_options = recipe_options(entry.name, base)
     if len(modes) == 1:

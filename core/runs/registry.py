@@ -258,22 +258,34 @@ def _root(root: Path | None) -> Path:
     return Path(root) if root is not None else paths.checkpoints_root()
 
 
-def list_runs(root: Path | None = None) -> list[RunInfo]:
-    """Every run under `root`, newest first; damaged runs are listed, never raised."""
+def _run_folders(root: Path | None) -> list[Path]:
+    """Every run folder under `root`, newest first by the time in its id (what `RunInfo.
+    created_at` holds), without reading any file in it."""
     try:
         folders = [entry for entry in _root(root).iterdir() if _is_run_folder(entry)]
     except OSError:
         return []
+
+    def newest(folder: Path) -> tuple[float, str]:
+        created = run_created_at(folder.name)
+        return (created.timestamp() if created else 0.0), folder.name
+
+    return sorted(folders, key=newest, reverse=True)
+
+
+def run_ids(root: Path | None = None) -> list[str]:
+    """The ids of the runs under `root`, newest first, without reading any of them."""
+    return [folder.name for folder in _run_folders(root)]
+
+
+def list_runs(root: Path | None = None, *, newest: int | None = None) -> list[RunInfo]:
+    """Every run under `root` (or only the `newest` ones, reading no other), newest first;
+    damaged runs are listed, never raised."""
     runs = []
-    for folder in folders:
+    for folder in _run_folders(root)[:newest]:
         with contextlib.suppress(OSError):  # deleted while we were listing
             runs.append(_read_run(folder))
-
-    def newest(info: RunInfo) -> tuple[float, str]:
-        moment = info.created_at.timestamp() if info.created_at else 0.0
-        return moment, info.run_id
-
-    return sorted(runs, key=newest, reverse=True)
+    return runs
 
 
 def _run_folder(run: str | Path, root: Path | None) -> Path:
